@@ -1,0 +1,15 @@
+"""The smart-card layer: the Signer interface and its implementations.
+
+`card.signer` holds the interface every signer implements; `card.software` is a
+software key standing in for a card; `card.pcsc` (PC/SC through pyscard) talks to a
+real or virtual card. The gateway never sees a card's private key: it asks a
+Signer to sign bytes and gets a signature back.
+"""
+from card.signer import (  # noqa: F401
+    CardAbsent,
+    CardInfo,
+    CardMismatch,
+    PinError,
+    Signer,
+    SignerError,
+)

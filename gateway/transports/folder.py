@@ -1,0 +1,62 @@
+"""A local exchange directory pair: envelopes out to one folder, receipts in from another.
+
+The embedded default and the sandbox use it; the sandbox opens the same pair with
+the directions swapped.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gateway import fsutil
+from gateway.transports.base import Check, Incoming, Outgoing, Transport, TransportError
+
+
+class FolderTransport(Transport):
+    def __init__(self, outgoing: Path, incoming: Path, on_ack: str = "delete",
+                 max_bytes: int = 50 * 1024 * 1024, fsync: bool = True, name: str = "folder"):
+        self.name = name
+        self.outgoing = Path(outgoing)
+        self.incoming = Path(incoming)
+        self.on_ack = on_ack
+        self.max_bytes = max_bytes
+        self.fsync = fsync
+        self.outgoing.mkdir(parents=True, exist_ok=True)
+        self.incoming.mkdir(parents=True, exist_ok=True)
+
+    def send(self, item: Outgoing) -> None:
+        try:
+            fsutil.atomic_write(fsutil.inside(self.outgoing, item.name), item.data, fsync=self.fsync)
+        except OSError as exc:
+            raise TransportError(f"folder {self.outgoing}: cannot write {item.name}: {exc.strerror}") from None
+
+    def receive(self, limit: int = 100) -> list[Incoming]:
+        out = []
+        for path in fsutil.regular_files(self.incoming)[:limit]:
+            try:
+                data = fsutil.read_bounded(path, self.max_bytes)
+            except FileNotFoundError:
+                continue
+            except fsutil.UnsafePath as exc:
+                raise TransportError(f"folder {self.incoming}: {exc}", retryable=False) from None
+            out.append(Incoming(ref=path.name, name=path.name, data=data))
+        return out
+
+    def ack(self, ref: str) -> None:
+        path = fsutil.inside(self.incoming, ref)
+        try:
+            if self.on_ack == "move":
+                done = self.incoming / ".done"
+                done.mkdir(exist_ok=True)
+                os.replace(path, done / ref)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def check(self) -> list[Check]:
+        checks = []
+        for label, d in (("outgoing", self.outgoing), ("incoming", self.incoming)):
+            ok = d.is_dir() and os.access(d, os.W_OK)
+            checks.append(Check(f"folder {label} {d}", ok, "" if ok else "missing or not writable"))
+        return checks
