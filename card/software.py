@@ -20,7 +20,12 @@ class SoftwareSigner(Signer):
             key_pem = Path(key_file).read_bytes()
         except OSError as exc:
             raise SignerError(f"software key: cannot read {exc.filename}: {exc.strerror}") from None
-        kind = crypto.summary(self._cert).key_algorithm
+        cert = crypto.summary(self._cert)
+        if not info.cert_no:  # the certificate number is the certificate's serial
+            from dataclasses import replace
+
+            self._info = replace(info, cert_no=cert.serial_hex)
+        kind = cert.key_algorithm
         if kind == "sm2":
             from tongsuopy.crypto import hashes as t_hashes
             from tongsuopy.crypto import serialization as t_ser

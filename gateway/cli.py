@@ -1,0 +1,317 @@
+"""swgw: the command line. Exit codes: 0 ok, 1 a check or message failed, 2 bad usage/config."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from gateway.config import ConfigError, load
+
+DEFAULT_CONFIG = "config/gateway.toml"
+
+
+class Exit(Exception):
+    def __init__(self, code: int, message: str = ""):
+        self.code, self.message = code, message
+
+
+def _config(path: str):
+    try:
+        return load(path)
+    except ConfigError as exc:
+        raise Exit(2, str(exc)) from None
+
+
+def _runtime(path: str, upgrade: bool = True):
+    from gateway import log
+    from gateway.runtime import Runtime
+
+    cfg = _config(path)
+    log.setup(cfg.log.format, cfg.log.level)
+    try:
+        return Runtime.open(cfg, upgrade=upgrade)
+    except ConfigError as exc:
+        raise Exit(2, str(exc)) from None
+
+
+config_option = click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
+                             envvar="SWGW_CONFIG", type=click.Path(dir_okay=False), help="gateway config file")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """swgw — Single Window message gateway."""
+
+
+@cli.command()
+@config_option
+@click.option("--drain", is_flag=True, help="process what is there, wait for receipts, then exit")
+@click.option("--timeout", default=120.0, show_default=True, help="with --drain: give up after this many seconds")
+@click.option("--settle", default=2.0, show_default=True,
+              help="with --drain: seconds without new receipts before stopping while waiting for an authority")
+def run(config_path, drain, timeout, settle):
+    """Run the daemon (until SIGTERM/SIGINT, or with --drain until everything is settled)."""
+    from gateway.daemon import Daemon
+
+    rt = _runtime(config_path)
+    daemon = Daemon(rt)
+    daemon.install_signal_handlers()
+    try:
+        daemon.start()
+        if drain:
+            result = daemon.drain(timeout=timeout, settle=settle)
+            _print_summary(rt, daemon, result)
+            if not result.finished:
+                raise Exit(1, f"drain: still in flight after {timeout:.0f}s: {result.counts}")
+        else:
+            daemon.run()
+    finally:
+        daemon.shutdown()
+
+
+def _print_summary(rt, daemon, result) -> None:
+    from sqlalchemy import func, select
+
+    from gateway.store.models import IntakeFile, Receipt
+
+    with rt.sessions() as s:
+        files = s.execute(select(IntakeFile.outcome, func.count()).group_by(IntakeFile.outcome)).all()
+        receipts = s.scalar(select(func.count()).select_from(Receipt))
+    click.echo("swgw drain summary")
+    click.echo("  files:    " + (", ".join(f"{n} {o}" for o, n in files) or "none"))
+    click.echo("  messages: " + (", ".join(f"{n} {st}" for st, n in sorted(result.counts.items())) or "none"))
+    click.echo(f"  receipts: {receipts} stored and routed")
+    if daemon.peer:
+        st = daemon.peer.stats
+        click.echo(f"  sandbox:  {st['accepted']} accepted, {st['duplicates']} duplicates dropped, "
+                   f"{st['refused']} refused, {st['receipts']} receipts sent")
+
+
+@cli.command("map")
+@config_option
+@click.option("--dry-run", "dry_run", is_flag=True, required=True, help="show, change nothing (required)")
+@click.option("--type", "doc_type", help="document type (default: from the file's inbox folder)")
+@click.option("--xml", "show_xml", is_flag=True, help="print each document's XML")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def map_cmd(config_path, dry_run, doc_type, show_xml, file):
+    """Show what FILE maps to and every error with its row, column and field."""
+    from gateway import intake
+    from gateway.mapping.errors import InputError
+
+    rt = _runtime(config_path, upgrade=False)
+    path = Path(file)
+    if doc_type is None:
+        matches = [k for k, d in rt.doc_types.items() if path.resolve().parent == d.source.inbox.resolve()]
+        doc_type = matches[0] if matches else (next(iter(rt.doc_types)) if len(rt.doc_types) == 1 else None)
+    if doc_type not in rt.doc_types:
+        raise Exit(2, f"--type is needed: one of {', '.join(rt.doc_types)}")
+    dt = rt.doc_types[doc_type]
+    try:
+        table = dt.mapping.read(path.read_bytes(), dt.encoding)
+        groups = dt.mapping.apply(table)
+    except InputError as exc:
+        raise Exit(1, f"{path.name}{f', row {exc.row}' if exc.row else ''}: {exc}") from None
+    bad = 0
+    click.echo(f"{path.name}: {len(groups)} {doc_type} document(s), encoding {table.encoding}, "
+               f"mapping {dt.mapping.path.name}")
+    for mapped in groups:
+        ev = intake.evaluate(rt, dt, mapped)
+        rows = ",".join(map(str, mapped.rows))
+        counts = ", ".join(f"{len(v)} {k}" for k, v in mapped.sections.items() if len(v) != 1 or k in ("DecList",))
+        if ev.errors:
+            bad += 1
+            click.echo(f"  ✗ {mapped.key} (rows {rows}): {len(ev.errors)} error(s)")
+            for e in ev.errors:
+                click.echo(f"      {e.located(path.name)}")
+        else:
+            click.echo(f"  ✓ {mapped.key} (rows {rows}): valid {dt.family.root_name}; {counts}")
+        if show_xml and ev.document:
+            click.echo(ev.document.decode("utf-8"))
+    if bad:
+        raise Exit(1)
+
+
+@cli.command()
+@config_option
+@click.option("--type", "doc_type")
+@click.option("--state")
+@click.option("--key", help="any business key: ClientSeqNo, SeqNo, entry id …")
+@click.option("--json", "as_json", is_flag=True)
+def status(config_path, doc_type, state, key, as_json):
+    """List messages with type, business key, state and last receipt."""
+    from gateway.store import repo
+
+    rt = _runtime(config_path)
+    with rt.sessions() as s:
+        msgs = repo.listing(s, doc_type, state, key)
+        rows = [{"id": m.id, "type": m.doc_type, "key": m.business_key, "state": m.state,
+                 "enterprise": m.enterprise, "cop_msg_id": m.cop_msg_id,
+                 "keys": {k.name: k.value for k in m.keys}, "updated": m.updated_at.isoformat(),
+                 "last_receipt": m.last_receipt} for m in msgs]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no messages")
+        return
+    click.echo(f"{'ID':>5}  {'TYPE':<12} {'KEY':<20} {'STATE':<17} {'UPDATED':<19}  LAST RECEIPT")
+    for r in rows:
+        click.echo(f"{r['id']:>5}  {r['type']:<12} {r['key']:<20} {r['state']:<17} {r['updated'][:19]:<19}  "
+                   f"{r['last_receipt']}")
+
+
+@cli.command()
+@config_option
+@click.argument("ref")
+def trace(config_path, ref):
+    """The whole event log and receipts of one message (by id, CopMsgId or any business key)."""
+    from gateway.store import repo
+
+    rt = _runtime(config_path)
+    with rt.sessions() as s:
+        msgs = repo.find(s, ref)
+        if not msgs:
+            raise Exit(1, f"no message is known by {ref!r}")
+        for m in msgs:
+            click.echo(f"message {m.id}: {m.doc_type} {m.business_key}  state {m.state}")
+            click.echo(f"  enterprise {m.enterprise}  CopMsgId {m.cop_msg_id}  from {m.source_ref}")
+            keys = ", ".join(f"{k.name}={k.value}" for k in m.keys)
+            click.echo(f"  keys: {keys}")
+            if m.errors:
+                click.echo("  errors:")
+                for e in m.errors:
+                    where = ", ".join(f"{k} {e[k]}" for k in ("row", "column") if k in e)
+                    click.echo(f"    {where + ': ' if where else ''}{e.get('field', '')}: {e.get('message')} "
+                               f"[rule {e.get('rule')}]" + (f" value {e['value']!r}" if "value" in e else ""))
+            click.echo("  events:")
+            for ev in repo.events(s, m.id):
+                arrow = f"{ev.from_state} -> {ev.to_state}" if ev.kind == "state" else ev.kind
+                click.echo(f"    {ev.at:%Y-%m-%d %H:%M:%S}  {arrow:<28} {ev.detail}")
+            recs = repo.receipts(s, m.id)
+            if recs:
+                click.echo("  receipts:")
+                for r in recs:
+                    routed = f"routed {r.routed_at:%H:%M:%S}" if r.routed_at else "not routed yet"
+                    click.echo(f"    #{r.id} {r.kind:<16} {r.received_at:%Y-%m-%d %H:%M:%S}  {r.summary}  ({routed})")
+
+
+@cli.command()
+@config_option
+@click.argument("ref")
+def resend(config_path, ref):
+    """Send a message again, with the same CopMsgId (the peer drops true duplicates)."""
+    from gateway.store import repo, states
+
+    rt = _runtime(config_path)
+    with rt.sessions.begin() as s:
+        msgs = repo.find(s, ref)
+        if len(msgs) != 1:
+            raise Exit(1, f"{ref!r} names {len(msgs)} messages; give the message id")
+        m = msgs[0]
+        if m.envelope is None:
+            target = states.PREPARED if m.document else None
+            if target is None:
+                raise Exit(1, f"message {m.id} is {m.state} and has no document to send; fix the file and drop it again")
+        else:
+            target = states.SIGNED
+        repo.transition(s, m, target, "resend requested by operator (same CopMsgId)")
+    click.echo(f"message {m.id} queued to send again as {m.cop_msg_id}")
+
+
+@cli.command()
+@config_option
+def doctor(config_path):
+    """Check config, folders, store, transports and signers."""
+    from gateway.store import db
+
+    rt = _runtime(config_path, upgrade=False)
+    ok = True
+
+    def line(good, what, detail=""):
+        nonlocal ok
+        ok &= good
+        click.echo(f"  {'ok  ' if good else 'FAIL'} {what}{': ' + detail if detail else ''}")
+
+    click.echo(f"config {rt.config.source}")
+    try:
+        rev = db.current_revision(rt.engine)
+        line(rev is not None, "store", f"schema revision {rev}" if rev else "no schema: run `swgw db upgrade`")
+    except Exception as exc:
+        line(False, "store", f"{type(exc).__name__}: {exc}")
+    for key, dt in rt.doc_types.items():
+        inbox = dt.source.inbox
+        line(inbox.is_dir(), f"{key} inbox {inbox}")
+        line(True, f"{key} mapping {dt.mapping.path.name}")
+    for name, t in rt.transports.items():
+        for c in t.check():
+            line(c.ok, f"transport {name}: {c.what}", c.detail)
+    for name in rt.signer_configs:
+        try:
+            info = rt.signer(name).info()
+            line(True, f"signer {name}", f"card {info.media_no}, {info.holder}, enterprise {info.enterprise_code}")
+        except Exception as exc:
+            line(False, f"signer {name}", str(exc))
+    if not ok:
+        raise Exit(1)
+
+
+@cli.group()
+def db():
+    """Store schema."""
+
+
+@db.command("upgrade")
+@config_option
+def db_upgrade(config_path):
+    """Apply Alembic migrations to the configured store."""
+    from gateway.store import db as store_db
+
+    cfg = _config(config_path)
+    engine = store_db.make_engine(cfg.store.resolved_url())
+    store_db.upgrade(engine)
+    click.echo(f"store at revision {store_db.current_revision(engine)}")
+
+
+@cli.command()
+@click.option("--config", "config_path", default="config/sandbox.toml", show_default=True,
+              type=click.Path(dir_okay=False))
+def sandbox(config_path):
+    """Run the sandbox peer alone (plays the Single Window)."""
+    import signal
+    import threading
+
+    from gateway import log
+    from gateway.sandbox import settings
+    from gateway.sandbox.peer import open_peer
+
+    log.setup()
+    try:
+        peer = open_peer(settings.load(Path(config_path)))
+    except ConfigError as exc:
+        raise Exit(2, str(exc)) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    peer.run(stop)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except Exit as exc:
+        if exc.message:
+            click.echo(exc.message, err=True)
+        sys.exit(exc.code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The daemon: wires intake, the pipeline stages and (optionally) the sandbox peer,
+runs them until told to stop, and shuts down cleanly on SIGTERM/SIGINT.
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from card.signer import SignerError
+from gateway import intake, pipeline
+from gateway.config import ConfigError
+from gateway.log import get_logger
+from gateway.runtime import Runtime
+from gateway.sandbox import settings as sandbox_settings
+from gateway.sandbox.peer import Peer, open_peer
+from gateway.sources import folder
+from gateway.store import states
+from gateway.store.models import Message, Receipt
+
+log = get_logger("daemon")
+
+
+@dataclass
+class DrainResult:
+    finished: bool
+    counts: dict[str, int]
+
+
+class Daemon:
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+        self.stop = threading.Event()
+        self.peer: Peer | None = None
+        self._peer_thread: threading.Thread | None = None
+        self._peer_proc: subprocess.Popen | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        for name in self.rt.signer_configs:
+            try:
+                self.rt.signer(name)
+            except SignerError as exc:  # a card may come later; signing parks until then
+                log.warning("signer not ready", signer=name, error=str(exc))
+        sb = self.rt.config.sandbox
+        if sb.mode != "off":
+            if sb.config is None:
+                raise ConfigError("[sandbox] mode is set but config is not")
+            if sb.mode == "inprocess":
+                self.peer = open_peer(sandbox_settings.load(sb.config))
+                self._peer_thread = threading.Thread(target=self.peer.run, args=(self.stop,), name="sandbox",
+                                                     daemon=True)
+                self._peer_thread.start()
+            else:
+                self._peer_proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "sandbox", "--config",
+                                                    str(sb.config)])
+        recovered = intake.run_once(self.rt, recover=True)
+        if recovered:
+            log.info("recovered files claimed before a restart", files=recovered)
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        if self._peer_thread:
+            self._peer_thread.join(timeout=5)
+        if self._peer_proc:
+            self._peer_proc.terminate()
+            try:
+                self._peer_proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._peer_proc.kill()
+        self.rt.close()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum, _frame):
+            log.info("stopping", signal=signal.Signals(signum).name)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # -- the loop ---------------------------------------------------------------------
+    def tick(self) -> int:
+        return intake.run_once(self.rt) + pipeline.step(self.rt)
+
+    def run(self) -> None:
+        interval = self.rt.config.gateway.poll_interval
+        log.info("running", documents=list(self.rt.doc_types), transports=list(self.rt.transports))
+        while not self.stop.is_set():
+            try:
+                if not self.tick():
+                    self.stop.wait(interval)
+            except Exception as exc:  # one bad pass must not stop the daemon
+                log.error("pass failed; continuing", error=f"{type(exc).__name__}: {exc}")
+                self.stop.wait(max(interval, 1.0))
+
+    def drain(self, timeout: float = 120.0, settle: float = 2.0) -> DrainResult:
+        """Process everything available and wait for receipts; stop when settled or at the timeout."""
+        interval = min(self.rt.config.gateway.poll_interval, 0.2)
+        deadline = time.monotonic() + timeout
+        last_work = time.monotonic()
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            work = self.tick()
+            now = time.monotonic()
+            if work:
+                last_work = now
+                continue
+            busy, all_final, counts = self._outstanding()
+            if not busy and (all_final or now - last_work >= settle):
+                return DrainResult(True, counts)
+            self.stop.wait(interval)
+        busy, all_final, counts = self._outstanding()
+        return DrainResult(not busy, counts)
+
+    def _outstanding(self) -> tuple[bool, bool, dict[str, int]]:
+        with self.rt.sessions() as s:
+            rows = s.execute(select(Message.doc_type, Message.state, func.count()).group_by(
+                Message.doc_type, Message.state)).all()
+            unrouted = s.scalar(select(func.count()).select_from(Receipt).where(Receipt.routed_at.is_(None)))
+        counts: dict[str, int] = {}
+        in_flight = unsettled = 0
+        for doc_type, state, n in rows:
+            counts[state] = counts.get(state, 0) + n
+            fam = self.rt.doc_types[doc_type].family if doc_type in self.rt.doc_types else None
+            if state in states.IN_FLIGHT:
+                in_flight += n
+            if not (fam and (state in fam.final_states or state in states.LOCAL_FINAL)):
+                unsettled += n
+        files_waiting = any(folder.fsutil.regular_files(dt.source.inbox) or dt.source.recover()
+                            for dt in self.rt.doc_types.values())
+        peer_pending = self.peer.pending() if self.peer else 0
+        busy = bool(in_flight or unrouted or files_waiting or peer_pending)
+        return busy, unsettled == 0, counts

@@ -1,0 +1,189 @@
+"""Intake: a claimed drop file becomes messages in the store, or a located error report.
+
+One transaction per file: the file's record, every document it maps to (prepared,
+or invalid with its errors) and their first events commit together; only then is
+the file moved to .archive/ or .error/. A crash before the move leaves the file in
+.work/, and recovery finishes the move without taking it twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from lxml import etree
+from sqlalchemy import select
+
+from gateway import fsutil
+from gateway.documents.base import Context
+from gateway.log import get_logger
+from gateway.mapping.engine import Mapped
+from gateway.mapping.errors import FieldError, InputError
+from gateway.runtime import DocType, Runtime
+from gateway.sources.folder import Claimed
+from gateway.store import repo, states
+from gateway.store.models import IntakeFile, Message
+
+log = get_logger("intake")
+TAKEN = ("accepted", "partial", "duplicate")
+
+
+def take_file(rt: Runtime, dt: DocType, claimed: Claimed) -> dict:
+    """Process one claimed file; returns the report (also written for refused files)."""
+    try:
+        data = fsutil.read_bounded(claimed.path, dt.max_file_bytes)
+    except (fsutil.UnsafePath, OSError) as exc:
+        report = {"file": claimed.name, "document": dt.key, "outcome": "error", "error": str(exc)}
+        dt.source.refuse(claimed, report)
+        return report
+    sha = hashlib.sha256(data).hexdigest()
+    with rt.sessions.begin() as s:
+        previous = s.scalars(select(IntakeFile).where(IntakeFile.doc_type == dt.key, IntakeFile.sha256 == sha,
+                                                      IntakeFile.outcome.in_(TAKEN))
+                             .order_by(IntakeFile.id)).first()
+        if previous is not None and previous.name == claimed.name and claimed.path.parent == dt.source.work \
+                and _committed_from_work(s, previous, claimed):
+            report = dict(previous.report or {})
+        elif previous is not None:
+            report = {"file": claimed.name, "document": dt.key, "outcome": "duplicate",
+                      "same_as": previous.name, "taken_at": previous.received_at.isoformat(),
+                      "message": f"same content as {previous.name}, taken {previous.received_at:%Y-%m-%d %H:%M:%S}; "
+                                 f"nothing sent again"}
+            s.add(IntakeFile(doc_type=dt.key, source=str(dt.source.inbox), name=claimed.name, sha256=sha,
+                             size=len(data), outcome="duplicate", report=report))
+        else:
+            report = _map_file(rt, dt, s, claimed, data, sha)
+    if report["outcome"] in ("accepted", "duplicate"):
+        dt.source.archive(claimed)
+    else:
+        dt.source.refuse(claimed, report)
+    log.info("file taken", file=claimed.name, document=dt.key, outcome=report["outcome"],
+             accepted=len(report.get("accepted", [])), rejected=len(report.get("rejected", [])))
+    return report
+
+
+def _committed_from_work(s, previous: IntakeFile, claimed: Claimed) -> bool:
+    """A crash after commit and before the move: the same file is back in .work/."""
+    return (previous.report or {}).get("claimed_as") == claimed.path.name
+
+
+def _map_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str) -> dict:
+    report: dict = {"file": claimed.name, "document": dt.key, "claimed_as": claimed.path.name,
+                    "accepted": [], "rejected": [], "duplicates": []}
+    intake = IntakeFile(doc_type=dt.key, source=str(dt.source.inbox), name=claimed.name, sha256=sha,
+                        size=len(data), outcome="error", report=report)
+    s.add(intake)
+    try:
+        table = dt.mapping.read(data, dt.encoding)
+        groups = dt.mapping.apply(table)
+    except InputError as exc:
+        report.update(outcome="error", error=str(exc), **({"row": exc.row} if exc.row else {}))
+        intake.report = report
+        return report
+    report["encoding"] = table.encoding
+    s.flush()
+    for mapped in groups:
+        outcome = prepare(rt, dt, s, mapped, intake.id, claimed.name)
+        report[outcome["bucket"]].append(outcome["entry"])
+    if not report["rejected"]:
+        report["outcome"] = "accepted"
+    elif report["accepted"] or report["duplicates"]:
+        report["outcome"] = "partial"
+    else:
+        report["outcome"] = "error"
+    intake.outcome = report["outcome"]
+    intake.report = report
+    return report
+
+
+@dataclass
+class Evaluation:
+    """What one mapped document became: its XML, or the errors that stop it."""
+
+    mapped: Mapped
+    enterprise: str
+    signer: str
+    document: bytes | None
+    errors: list[FieldError]
+
+
+def evaluate(rt: Runtime, dt: DocType, mapped: Mapped) -> Evaluation:
+    """Profile -> enrich -> rules -> build -> XSD for one document. Touches no store."""
+    errors: list[FieldError] = list(mapped.errors)
+    built = None
+    ent = rt.enterprise(mapped.enterprise)
+    if ent is None:
+        col = dt.mapping.enterprise or "enterprise"
+        errors.append(FieldError.at(mapped.key_origin, col, "profile",
+                                    f"enterprise {mapped.enterprise!r} is not configured in "
+                                    f"{rt.config.source.name} [[enterprise]]", mapped.enterprise))
+    op = rt.operator(ent, dt.key) if ent else None
+    if ent and op is None:
+        errors.append(FieldError.at(mapped.key_origin, "operator", "profile",
+                                    f"enterprise {ent.code} has no operator who signs {dt.key}"))
+    if not errors:
+        dt.family.enrich(mapped, Context(ent, op, rt.media_no(op.signer)))
+        errors.extend(dt.family.rules(mapped))
+        built = dt.family.build(mapped)
+        if not errors:
+            errors.extend(dt.family.locate(built, dt.family.schema.errors(built.root)))
+    document = etree.tostring(built.root, xml_declaration=True, encoding="UTF-8") if built is not None else None
+    return Evaluation(mapped, ent.code if ent else mapped.enterprise, op.signer if op else "", document, errors)
+
+
+def prepare(rt: Runtime, dt: DocType, s, mapped: Mapped, intake_id: int | None, file_name: str) -> dict:
+    """Evaluate one document and store it as prepared, or invalid with its errors."""
+    ev = evaluate(rt, dt, mapped)
+    errors, document, enterprise = ev.errors, ev.document, ev.enterprise
+    content_sha = hashlib.sha256(document or repr(sorted(mapped.rows)).encode()).hexdigest()
+    source_ref = f"{file_name} rows {_rows(mapped.rows)}"
+
+    if not errors:
+        for prior in repo.by_key(s, dt.key, enterprise, mapped.key):
+            if prior.state == states.INVALID:
+                continue
+            if prior.content_sha256 == content_sha:
+                return {"bucket": "duplicates", "entry": {"key": mapped.key, "message": prior.id,
+                                                          "note": "same document already taken; not sent again"}}
+            errors.append(FieldError.at(mapped.key_origin, dt.family.key_name, "unique",
+                                        f"{dt.family.key_name} {mapped.key} was already used by message {prior.id} "
+                                        f"(state {prior.state}) with different content; use a new "
+                                        f"{dt.family.key_name}", mapped.key))
+            break
+
+    msg = Message(doc_type=dt.key, enterprise=enterprise[:40], business_key=mapped.key[:100],
+                  cop_msg_id=uuid.uuid4().hex, state=states.RECEIVED, intake_file_id=intake_id,
+                  source_ref=source_ref[:400], content_sha256=content_sha, document=document,
+                  signer=ev.signer, transport=dt.transport)
+    s.add(msg)
+    s.flush()
+    repo.note(s, msg, "received", source_ref)
+    repo.add_key(msg, dt.family.key_name, mapped.key)
+    if errors:
+        msg.errors = [e.to_dict() for e in errors]
+        repo.transition(s, msg, states.INVALID, f"{len(errors)} error(s): " + "; ".join(
+            e.located(file_name) for e in errors[:3]))
+        return {"bucket": "rejected", "entry": {"key": mapped.key, "message": msg.id, "rows": mapped.rows,
+                                                "errors": msg.errors}}
+    repo.transition(s, msg, states.PREPARED, f"mapped and validated ({dt.mapping.path.name}, {dt.family.xsd_name})")
+    return {"bucket": "accepted", "entry": {"key": mapped.key, "message": msg.id, "cop_msg_id": msg.cop_msg_id,
+                                            "rows": mapped.rows}}
+
+
+def _rows(rows: list[int]) -> str:
+    if not rows:
+        return "-"
+    if rows == list(range(rows[0], rows[-1] + 1)) and len(rows) > 1:
+        return f"{rows[0]}-{rows[-1]}"
+    return ",".join(map(str, rows))
+
+
+def run_once(rt: Runtime, recover: bool = False) -> int:
+    """Poll every drop folder once; returns how many files were taken."""
+    n = 0
+    for dt in rt.doc_types.values():
+        claimed = dt.source.recover() if recover else dt.source.poll()
+        for c in claimed:
+            take_file(rt, dt, c)
+            n += 1
+    return n

@@ -1,0 +1,1 @@
+"""Declarative mappings: ERP export rows -> document sections, with every value's origin."""

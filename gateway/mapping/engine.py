@@ -1,0 +1,306 @@
+"""The mapping engine: a TOML mapping file turns table rows into document sections.
+
+A mapping names the reader, how rows group into documents, and for each section
+of the document the fields and where each comes from:
+
+    document = "declaration"
+    format = "csv"
+    group_by = "client_seq_no"
+    enterprise = "trade_scc"
+
+    [sections.DecHead]            # per = "group": one per document, same on every row
+    per = "group"
+    fields.IEFlag = { column = "ie_flag", required = true, codes = "ie_flag" }
+
+    [sections.DecList]            # per = "row": one per row
+    per = "row"
+    fields.CodeTS = { column = "hs_code", pattern = '^\\d{10}$', message = "HS code must be 10 digits" }
+
+Field options: column | value (constant) | default, required, type (str, int, decimal,
+date), scale, max_digits, date_format, pattern, max_length, min_length, codes (a code
+table), map (value translations applied before checks), upper, message.
+
+Every produced value keeps its origin (row, column) so later checks (XSD, business
+rules) can report errors in terms of the user's file.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from gateway.mapping import readers
+from gateway.mapping.codes import CodeTables
+from gateway.mapping.errors import FieldError, InputError, MappingFileError, Origin
+
+FIELD_KEYS = {"column", "value", "default", "required", "type", "scale", "max_digits", "date_format",
+              "pattern", "max_length", "min_length", "codes", "map", "upper", "message"}
+TYPES = {"str", "int", "decimal", "date"}
+
+
+@dataclass
+class FieldSpec:
+    name: str
+    column: str | None = None
+    value: str | None = None
+    default: str | None = None
+    required: bool = False
+    type: str = "str"
+    scale: int | None = None
+    max_digits: int | None = None
+    date_format: str = "%Y%m%d"
+    pattern: re.Pattern | None = None
+    max_length: int | None = None
+    min_length: int | None = None
+    codes: str | None = None
+    map: dict[str, str] = field(default_factory=dict)
+    upper: bool = False
+    message: str | None = None
+
+
+@dataclass
+class SectionSpec:
+    name: str
+    per: str                          # group | row
+    fields: list[FieldSpec]
+    dedupe_by: list[str] = field(default_factory=list)
+    skip_if_empty: str | None = None
+
+
+@dataclass
+class Value:
+    text: str
+    origin: Origin
+
+
+Record = dict[str, Value]             # one section instance: field -> value with origin
+
+
+@dataclass
+class Mapped:
+    """One document's worth of mapped data, or the errors that stopped it."""
+
+    key: str                          # the group_by value (the business key)
+    key_origin: Origin
+    enterprise: str
+    rows: list[int]
+    sections: dict[str, list[Record]]
+    errors: list[FieldError]
+
+    def first(self, section: str) -> Record:
+        items = self.sections.get(section) or [{}]
+        return items[0]
+
+
+@dataclass
+class Mapping:
+    path: Path
+    document: str
+    format: str
+    group_by: str
+    enterprise: str | None
+    sections: list[SectionSpec]
+    codes: CodeTables
+    delimiter: str = ","
+
+    # -- loading -----------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path, codes_dir: Path | None = None, allowed: dict[str, set[str]] | None = None) -> "Mapping":
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise MappingFileError(f"{path}: mapping file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise MappingFileError(f"{path}: {exc}") from None
+
+        def need(key):
+            if key not in raw:
+                raise MappingFileError(f"{path}: missing top-level key {key!r}")
+            return raw[key]
+
+        fmt = need("format")
+        if fmt not in readers.READERS:
+            raise MappingFileError(f"{path}: format {fmt!r} is not one of {sorted(readers.READERS)}")
+        sections = []
+        for sname, sraw in need("sections").items():
+            if allowed is not None and sname not in allowed:
+                raise MappingFileError(f"{path}: [sections.{sname}] is not a section of {raw.get('document')} "
+                                       f"(known: {', '.join(sorted(allowed))})")
+            per = sraw.get("per", "group")
+            if per not in ("group", "row"):
+                raise MappingFileError(f"{path}: [sections.{sname}] per must be 'group' or 'row'")
+            fields = []
+            for fname, fraw in sraw.get("fields", {}).items():
+                if allowed is not None and fname not in allowed[sname]:
+                    raise MappingFileError(f"{path}: [sections.{sname}] field {fname!r} is not an element of "
+                                           f"{sname}")
+                fields.append(_field_spec(path, sname, fname, fraw))
+            sections.append(SectionSpec(sname, per, fields, list(sraw.get("dedupe_by", [])),
+                                        sraw.get("skip_if_empty")))
+        codes = CodeTables(Path(codes_dir) if codes_dir else Path(path).parent / "codes")
+        m = cls(Path(path), need("document"), fmt, need("group_by"), raw.get("enterprise"), sections, codes,
+                raw.get("delimiter", ","))
+        for s in sections:
+            for f in s.fields:
+                if f.codes:
+                    codes.table(f.codes)  # fail at load, not at the first row
+        return m
+
+    # -- applying ----------------------------------------------------------------
+    def read(self, data: bytes, encoding: str = "auto") -> readers.Table:
+        return readers.READERS[self.format](data, encoding=encoding, delimiter=self.delimiter)
+
+    def apply(self, table: readers.Table) -> list[Mapped]:
+        needed = {f.column for s in self.sections for f in s.fields if f.column} | {self.group_by}
+        if self.enterprise:
+            needed.add(self.enterprise)
+        missing = sorted(c for c in needed if c not in table.columns)
+        if missing:
+            raise InputError(f"the header lacks column(s) {', '.join(missing)} that mapping "
+                             f"{self.path.name} reads", row=1)
+        groups: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        for row_no, values in table.rows:
+            groups.setdefault(values[self.group_by].strip(), []).append((row_no, values))
+        return [self._map_group(key, rows, table) for key, rows in groups.items()]
+
+    def _map_group(self, key: str, rows, table: readers.Table) -> Mapped:
+        errors: list[FieldError] = []
+        first_row = rows[0][0]
+        key_origin = Origin(first_row, self.group_by, table.column_number(self.group_by))
+        if not key:
+            errors.append(FieldError.at(key_origin, self.group_by, "required",
+                                        f"the grouping column {self.group_by} is empty"))
+        enterprise = rows[0][1].get(self.enterprise, "").strip() if self.enterprise else ""
+        sections: dict[str, list[Record]] = {}
+        for spec in self.sections:
+            if spec.per == "group":
+                rec = self._record(spec, rows[0], table, errors)
+                self._check_consistent(spec, rows, table, rec, errors)
+                sections[spec.name] = [rec]
+            else:
+                items, seen = [], set()
+                for row in rows:
+                    if spec.skip_if_empty and not self._raw(spec, spec.skip_if_empty, row):
+                        continue
+                    rec = self._record(spec, row, table, errors)
+                    if spec.dedupe_by:
+                        ident = tuple(rec[f].text if f in rec else "" for f in spec.dedupe_by)
+                        if ident in seen:
+                            continue
+                        seen.add(ident)
+                    items.append(rec)
+                sections[spec.name] = items
+        return Mapped(key, key_origin, enterprise, [r for r, _ in rows], sections, errors)
+
+    @staticmethod
+    def _raw(spec: SectionSpec, fname: str, row) -> str:
+        f = next((f for f in spec.fields if f.name == fname), None)
+        return row[1].get(f.column, "").strip() if f and f.column else ""
+
+    def _check_consistent(self, spec, rows, table, rec, errors):
+        for f in spec.fields:
+            if not f.column:
+                continue
+            first = rows[0][1].get(f.column, "").strip()
+            for row_no, values in rows[1:]:
+                other = values.get(f.column, "").strip()
+                if other != first:
+                    errors.append(FieldError.at(
+                        Origin(row_no, f.column, table.column_number(f.column)), f"{spec.name}/{f.name}",
+                        "consistent", f"differs from row {rows[0][0]} ({first!r}) although both rows belong to "
+                        f"the same document", other))
+                    break
+
+    def _record(self, spec: SectionSpec, row, table, errors) -> Record:
+        row_no, values = row
+        rec: Record = {}
+        for f in spec.fields:
+            origin = Origin(row_no, f.column, table.column_number(f.column)) if f.column else Origin(row_no)
+            raw = values.get(f.column, "") if f.column else (f.value or "")
+            text, err = convert(f, raw, self.codes)
+            if err:
+                errors.append(FieldError.at(origin, f"{spec.name}/{f.name}", err[0], err[1], raw))
+                continue
+            if text != "":
+                rec[f.name] = Value(text, origin)
+        return rec
+
+
+def _field_spec(path, sname, fname, fraw) -> FieldSpec:
+    if isinstance(fraw, str):
+        fraw = {"column": fraw}
+    unknown = set(fraw) - FIELD_KEYS
+    if unknown:
+        raise MappingFileError(f"{path}: [sections.{sname}] field {fname}: unknown option(s) {sorted(unknown)}")
+    if "column" not in fraw and "value" not in fraw:
+        raise MappingFileError(f"{path}: [sections.{sname}] field {fname}: needs 'column' or 'value'")
+    ftype = fraw.get("type", "str")
+    if ftype not in TYPES:
+        raise MappingFileError(f"{path}: [sections.{sname}] field {fname}: type {ftype!r} not in {sorted(TYPES)}")
+    try:
+        pattern = re.compile(fraw["pattern"]) if "pattern" in fraw else None
+    except re.error as exc:
+        raise MappingFileError(f"{path}: [sections.{sname}] field {fname}: bad pattern: {exc}") from None
+    return FieldSpec(name=fname, column=fraw.get("column"), value=fraw.get("value"), default=fraw.get("default"),
+                     required=bool(fraw.get("required", False)), type=ftype, scale=fraw.get("scale"),
+                     max_digits=fraw.get("max_digits"), date_format=fraw.get("date_format", "%Y%m%d"),
+                     pattern=pattern, max_length=fraw.get("max_length"), min_length=fraw.get("min_length"),
+                     codes=fraw.get("codes"), map={str(k): str(v) for k, v in fraw.get("map", {}).items()},
+                     upper=bool(fraw.get("upper", False)), message=fraw.get("message"))
+
+
+def convert(f: FieldSpec, raw: str, codes: CodeTables) -> tuple[str, tuple[str, str] | None]:
+    """Check and normalise one value. Returns (text, None) or ("", (rule, message))."""
+    text = raw.strip()
+    if f.map and text in f.map:
+        text = f.map[text]
+    if f.upper:
+        text = text.upper()
+    if text == "" and f.default is not None:
+        text = str(f.default)
+    if text == "":
+        if f.required:
+            return "", ("required", f.message or "is required but empty")
+        return "", None
+    if f.type == "int":
+        if not re.fullmatch(r"[+-]?\d+", text):
+            return "", ("type", f.message or "must be a whole number")
+        text = str(int(text))
+    elif f.type == "decimal":
+        try:
+            num = Decimal(text.replace(",", "")) if re.fullmatch(r"[+-]?[\d,]*\.?\d*", text) else None
+        except InvalidOperation:
+            num = None
+        if num is None or not num.is_finite():
+            return "", ("type", f.message or "must be a number")
+        if f.scale is not None:
+            exp = num.as_tuple().exponent
+            if isinstance(exp, int) and -exp > f.scale:
+                return "", ("scale", f"has more than {f.scale} decimal places")
+        if f.max_digits is not None:
+            int_digits = len(str(abs(int(num))))
+            if int_digits > f.max_digits - (f.scale or 0):
+                return "", ("max_digits", f"is too large: at most {f.max_digits - (f.scale or 0)} digits "
+                                          f"before the decimal point")
+        text = format(num.normalize(), "f") if num == num.to_integral() else format(num, "f")
+    elif f.type == "date":
+        for fmt in (f.date_format, "%Y%m%d", "%Y-%m-%d", "%Y/%m/%d"):
+            try:
+                text = dt.datetime.strptime(text, fmt).strftime("%Y%m%d")
+                break
+            except ValueError:
+                continue
+        else:
+            return "", ("type", f.message or f"must be a date ({f.date_format})")
+    if f.max_length is not None and len(text) > f.max_length:
+        return "", ("max_length", f.message or f"is {len(text)} characters, at most {f.max_length} allowed")
+    if f.min_length is not None and len(text) < f.min_length:
+        return "", ("min_length", f.message or f"is {len(text)} characters, at least {f.min_length} needed")
+    if f.pattern is not None and not f.pattern.fullmatch(text):
+        return "", ("pattern", f.message or f"does not match {f.pattern.pattern}")
+    if f.codes and not codes.has(f.codes, text):
+        return "", ("code", f.message or f"is not a code in table {f.codes!r}")
+    return text, None

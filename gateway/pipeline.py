@@ -1,0 +1,191 @@
+"""The outbound stages and the receipt stages, as plain functions over the store.
+
+    prepared --sign--> signed --transmit--> sent  ⇢  receive --> (state follows) --> route
+
+Each stage takes a batch of messages in one state, does its work, and commits the
+next state with an event. A crash between the peer receiving a message and the
+commit re-sends it with the same CopMsgId and file name, which the peer drops.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from lxml import etree
+
+from card.signer import CardAbsent, CardMismatch, PinError, SignerError
+from gateway import envelope, signing, xmlsafe
+from gateway.log import get_logger
+from gateway.receipts import correlate as correlation
+from gateway.receipts import parse as receipt_parse
+from gateway.receipts import route as routing
+from gateway.runtime import Runtime
+from gateway.store import repo, states
+from gateway.store.models import Message, Receipt, utcnow
+from gateway.transports.base import Outgoing, TransportError
+
+log = get_logger("pipeline")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now().replace(microsecond=0)
+
+
+# -- sign ---------------------------------------------------------------------------
+def sign_batch(rt: Runtime, limit: int = 200) -> int:
+    if rt.signing_halted:
+        return 0
+    done = 0
+    with rt.sessions() as s:
+        for msg in repo.in_state(s, states.PREPARED, limit):
+            try:
+                _sign_one(rt, s, msg)
+                done += 1
+            except CardAbsent as exc:
+                repo.note(s, msg, "parked", f"card absent, message waits unsigned: {exc}")
+                s.commit()
+                log.warning("card absent; signing parked", signer=msg.signer)
+                break
+            except PinError as exc:
+                rt.signing_halted = f"signer {msg.signer}: {exc}"
+                repo.note(s, msg, "alarm", f"PIN refused, all signing stopped: {exc}")
+                s.commit()
+                log.error("PIN refused: all signing stopped until an operator acts", signer=msg.signer)
+                break
+            except (CardMismatch, SignerError, envelope.EnvelopeError) as exc:
+                repo.transition(s, msg, states.FAILED, f"signing failed: {exc}")
+                msg.errors = [{"rule": "sign", "message": str(exc)}]
+            s.commit()
+    return done
+
+
+def _sign_one(rt: Runtime, s, msg: Message) -> None:
+    dt_ = rt.doc_types[msg.doc_type]
+    signer = rt.signer(msg.signer)
+    info = signer.info()
+    ent = rt.enterprise(msg.enterprise)
+    if info.enterprise_code not in (msg.enterprise, ent.customs_code if ent else None):
+        raise CardMismatch(f"card {info.media_no} belongs to enterprise {info.enterprise_code}, "
+                           f"but message {msg.id} is sent by {msg.enterprise}: refusing to sign")
+    root = xmlsafe.parse(msg.document)
+    now = _now()
+    dt_.family.before_sign(root, info, now.strftime("%Y%m%d%H%M%S"))
+    document = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    env = envelope.Envelope(
+        trans=envelope.TransInfo(msg.cop_msg_id, ent.dxp_sender_id, [dt_.receiver_id], now, dt_.msg_type),
+        data=document, file_name=f"{msg.cop_msg_id}.xml", ic_card=info.media_no,
+        biz_keys={dt_.family.key_name: msg.business_key})
+    dxp = envelope.wrap(env)
+    signed = signing.sign(dxp, signer, info.cert_no)
+    errors = rt.dxp_schema.errors(dxp)
+    if errors:
+        raise envelope.EnvelopeError("envelope does not validate against the DXP schema: "
+                                     + "; ".join(f"{e.path}: {e.reason}" for e in errors[:3]))
+    msg.document = document
+    msg.envelope = signed
+    repo.transition(s, msg, states.SIGNED, f"signed by card {info.media_no} ({signer.algorithm}, "
+                                          f"certificate {info.cert_no})")
+
+
+# -- transmit -----------------------------------------------------------------------
+def transmit_batch(rt: Runtime, limit: int = 200) -> int:
+    done = 0
+    with rt.sessions() as s:
+        for msg in repo.in_state(s, states.SIGNED, limit):
+            transport = rt.transports[msg.transport]
+            item = Outgoing(name=f"{msg.cop_msg_id}.xml", data=msg.envelope, cop_msg_id=msg.cop_msg_id,
+                            doc_type=msg.doc_type, business_key=msg.business_key)
+            msg.attempts += 1
+            try:
+                transport.send(item)
+            except TransportError as exc:
+                repo.note(s, msg, "transmit-error", f"{transport.name}: {exc}")
+                s.commit()
+                log.warning("transmit failed", transport=transport.name, error=str(exc))
+                if exc.retryable:
+                    break
+                continue
+            repo.transition(s, msg, states.SENT, f"sent via {transport.name} as {item.name}")
+            s.commit()
+            done += 1
+    return done
+
+
+# -- receive ------------------------------------------------------------------------
+def receive_batch(rt: Runtime, limit: int = 200) -> int:
+    done = 0
+    for name, transport in rt.transports.items():
+        try:
+            incoming = transport.receive(limit)
+        except TransportError as exc:
+            log.warning("receive failed", transport=name, error=str(exc))
+            continue
+        for item in incoming:
+            store_receipt(rt, name, item.name, item.data)
+            transport.ack(item.ref)
+            done += 1
+    return done
+
+
+def store_receipt(rt: Runtime, transport: str, remote_name: str, data: bytes) -> Receipt | None:
+    """Parse, correlate and commit one receipt (before it is removed from the exchange)."""
+    sha = hashlib.sha256(data).hexdigest()
+    with rt.sessions.begin() as s:
+        if s.query(Receipt.id).filter(Receipt.sha256 == sha).first():
+            return None  # redelivered: stored already
+        try:
+            parsed = receipt_parse.parse(data)
+        except receipt_parse.ReceiptError as exc:
+            rec = Receipt(transport=transport, remote_name=remote_name[:400], sha256=sha, kind="unreadable",
+                          summary=str(exc)[:500], raw=data)
+            s.add(rec)
+            repo.note(s, None, "receipt-unreadable", f"{remote_name}: {exc}")
+            log.warning("unreadable receipt kept", name=remote_name, error=str(exc))
+            return rec
+        msg = correlation.correlate(s, parsed)
+        rec = Receipt(transport=transport, remote_name=remote_name[:400], sha256=sha, kind=parsed.kind,
+                      doc_type=parsed.doc_type or (msg.doc_type if msg else ""), fields=parsed.fields,
+                      raw=parsed.payload or data, message_id=msg.id if msg else None)
+        s.add(rec)
+        if msg is None:
+            rec.summary = f"matches no message (keys {parsed.refs})"[:500]
+            repo.note(s, None, "receipt-unmatched", f"{parsed.kind} {remote_name}: keys {parsed.refs}")
+            log.warning("receipt matches no message; kept", kind=parsed.kind, keys=parsed.refs)
+            return rec
+        fam = rt.doc_types[msg.doc_type].family if msg.doc_type in rt.doc_types else None
+        outcome = fam.on_receipt(parsed.kind, parsed.fields, msg.state) if fam else None
+        summary = outcome.summary if outcome else parsed.kind
+        rec.summary = summary[:500]
+        s.flush()
+        repo.note(s, msg, "receipt", f"{parsed.kind}: {summary} (receipt {rec.id})")
+        if outcome:
+            for k, v in outcome.keys.items():
+                repo.add_key(msg, k, v)
+            if outcome.state and outcome.state != msg.state:
+                repo.transition(s, msg, outcome.state, summary)
+        msg.last_receipt = f"{parsed.kind}: {summary}"[:300]
+        msg.updated_at = utcnow()
+        return rec
+
+
+# -- route --------------------------------------------------------------------------
+def route_batch(rt: Runtime, limit: int = 500) -> int:
+    done = 0
+    with rt.sessions() as s:
+        for rec in repo.unrouted_receipts(s, limit):
+            msg = s.get(Message, rec.message_id) if rec.message_id else None
+            doc_type = rec.doc_type or (msg.doc_type if msg else "")
+            dt_ = rt.doc_types.get(doc_type)
+            outbox = dt_.outbox if dt_ and msg is not None else rt.config.gateway.unmatched_outbox
+            path = routing.route_to_folder(outbox, rec, msg, rec.raw, fsync=True)
+            rec.routed_at = utcnow()
+            if msg is not None:
+                repo.note(s, msg, "routed", f"{rec.kind} receipt {rec.id} -> {path}")
+            s.commit()
+            done += 1
+    return done
+
+
+def step(rt: Runtime) -> int:
+    """One pass of every stage after intake. Returns how much work was done."""
+    return sign_batch(rt) + transmit_batch(rt) + receive_batch(rt) + route_batch(rt)

@@ -1,0 +1,122 @@
+"""Everything the stages need, built once from the config: store, families, mappings,
+signers, transports. Stages receive a Runtime; none of them builds its own parts.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from card.signer import CardInfo, Signer
+from gateway import envelope
+from gateway.config import Config, ConfigError, Enterprise, FolderTransportConfig, Operator, SoftwareSignerConfig
+from gateway.documents import XSD_DIR, family
+from gateway.documents.base import DocumentFamily
+from gateway.mapping.engine import Mapping
+from gateway.mapping.errors import MappingFileError
+from gateway.sources.folder import FolderSource
+from gateway.store import db
+from gateway.transports.base import Transport
+from gateway.transports.folder import FolderTransport
+from gateway.validation import Schema
+
+
+@dataclass
+class DocType:
+    key: str
+    family: DocumentFamily
+    mapping: Mapping
+    source: FolderSource
+    transport: str
+    outbox: Path
+    receiver_id: str
+    msg_type: str
+    encoding: str
+    max_file_bytes: int
+
+
+@dataclass
+class Runtime:
+    config: Config
+    engine: object
+    sessions: object
+    doc_types: dict[str, DocType]
+    transports: dict[str, Transport]
+    dxp_schema: Schema
+    signer_configs: dict
+    _signers: dict[str, Signer] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    signing_halted: str = ""          # set by a PIN failure: no signing until an operator acts
+
+    @classmethod
+    def open(cls, cfg: Config, upgrade: bool = True) -> "Runtime":
+        engine = db.make_engine(cfg.store.resolved_url())
+        if upgrade:
+            db.upgrade(engine)
+        transports = {name: open_transport(name, tc) for name, tc in cfg.transports.items()}
+        doc_types = {}
+        for key, dc in cfg.documents.items():
+            try:
+                fam = family(key)
+            except KeyError as exc:
+                raise ConfigError(f"{cfg.source}: [documents.{key}] {exc.args[0]}") from None
+            try:
+                mapping = Mapping.load(dc.mapping, allowed=fam.sections())
+            except MappingFileError as exc:
+                raise ConfigError(str(exc)) from None
+            if mapping.document != key:
+                raise ConfigError(f"{dc.mapping}: maps document {mapping.document!r}, but is configured for {key!r}")
+            doc_types[key] = DocType(key, fam, mapping, FolderSource(dc.inbox, dc.stable_seconds, dc.done_marker),
+                                     dc.transport, dc.outbox, dc.receiver_id, dc.msg_type or fam.msg_type,
+                                     dc.encoding, dc.max_file_bytes)
+        return cls(cfg, engine, db.sessions(engine), doc_types, transports,
+                   envelope.schema(XSD_DIR), dict(cfg.signers))
+
+    # -- profile ------------------------------------------------------------------
+    def enterprise(self, code: str) -> Enterprise | None:
+        return self.config.enterprise(code)
+
+    def operator(self, enterprise: Enterprise, doc_type: str) -> Operator | None:
+        return self.config.operator_for(enterprise, doc_type)
+
+    def media_no(self, signer_name: str) -> str:
+        return self.signer_configs[signer_name].media_no
+
+    # -- signers ------------------------------------------------------------------
+    def signer(self, name: str) -> Signer:
+        with self._lock:
+            if name not in self._signers:
+                self._signers[name] = open_signer(self.config, name, self.signer_configs[name])
+            return self._signers[name]
+
+    def close(self) -> None:
+        for s in self._signers.values():
+            s.close()
+        for t in self.transports.values():
+            t.close()
+        self.engine.dispose()
+
+
+def open_transport(name: str, tc) -> Transport:
+    if isinstance(tc, FolderTransportConfig):
+        return FolderTransport(tc.outgoing, tc.incoming, on_ack=tc.on_ack, fsync=tc.fsync, name=name)
+    raise ConfigError(f"transport {name}: kind {tc.kind!r} is not available")
+
+
+def open_signer(cfg: Config, name: str, sc) -> Signer:
+    if isinstance(sc, SoftwareSignerConfig):
+        from card.software import SoftwareSigner
+
+        if sc.generate and not (sc.key_file.exists() and sc.cert_file.exists()):
+            from card import pki
+
+            ca = pki.ensure_ca(cfg.var_dir / "sandbox" / "ca")
+            issued = pki.ensure_issued(sc.key_file.parent, sc.key_file.stem, sc.holder, ca)
+            if issued.key != sc.key_file:
+                issued.key.rename(sc.key_file)
+            if issued.cert != sc.cert_file:
+                issued.cert.rename(sc.cert_file)
+        password = sc.key_password.read() if sc.key_password else None
+        return SoftwareSigner(sc.key_file, sc.cert_file, CardInfo(sc.media_no, sc.holder, sc.enterprise, ""),
+                              password.encode() if password else None)
+    raise ConfigError(f"signer {name}: kind {sc.kind!r} is not available")

@@ -1,0 +1,106 @@
+"""A drop folder: take a file only when complete, claim it atomically, archive after commit.
+
+Layout under the inbox folder:
+  <name>            dropped by the ERP
+  .work/<name>      claimed (renamed) before anything else; a crash leaves it here
+  .archive/<date>/  taken and committed
+  .error/           refused, beside <name>.error.json saying why
+
+A file is complete when its size and mtime have not changed for `stable_seconds`
+(measured by our own clock across polls), or, with `done_marker`, once `<name>.done`
+exists. Links and non-regular files are never taken.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway import fsutil
+
+
+@dataclass(frozen=True)
+class Claimed:
+    name: str          # original name in the inbox
+    path: Path         # where it is now (.work/...)
+
+
+class FolderSource:
+    def __init__(self, inbox: Path, stable_seconds: float = 2.0, done_marker: bool = False):
+        self.inbox = Path(inbox)
+        self.stable_seconds = stable_seconds
+        self.done_marker = done_marker
+        self.work = self.inbox / ".work"
+        self._seen: dict[str, tuple[int, int, float]] = {}
+        for d in (self.inbox, self.work):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def recover(self) -> list[Claimed]:
+        """Files claimed before a crash and not yet archived."""
+        return [Claimed(p.name, p) for p in fsutil.regular_files(self.work)]
+
+    def poll(self, now: float | None = None) -> list[Claimed]:
+        now = time.monotonic() if now is None else now
+        files = fsutil.regular_files(self.inbox)
+        names = {p.name for p in files}
+        claimed = []
+        for path in files:
+            if path.name.endswith(".done"):
+                continue
+            if self.done_marker:
+                marker = path.with_name(path.name + ".done")
+                if not marker.exists():
+                    continue
+            else:
+                st = path.stat()
+                sig = (st.st_size, st.st_mtime_ns)
+                prev = self._seen.get(path.name)
+                if prev is None or prev[:2] != sig:
+                    self._seen[path.name] = (*sig, now)
+                    continue
+                if now - prev[2] < self.stable_seconds:
+                    continue
+            c = self._claim(path)
+            if c:
+                claimed.append(c)
+        for gone in set(self._seen) - names:
+            self._seen.pop(gone, None)
+        return claimed
+
+    def _claim(self, path: Path) -> Claimed | None:
+        target = self.work / path.name
+        n = 1
+        while target.exists():
+            target = self.work / f"{path.name}~{n}"
+            n += 1
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return None
+        self._seen.pop(path.name, None)
+        if self.done_marker:
+            path.with_name(path.name + ".done").unlink(missing_ok=True)
+        return Claimed(path.name, target)
+
+    def _move(self, claimed: Claimed, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / claimed.name
+        n = 1
+        while target.exists():
+            stem, dot, ext = claimed.name.partition(".")
+            target = folder / f"{stem}~{n}{dot}{ext}"
+            n += 1
+        os.rename(claimed.path, target)
+        return target
+
+    def archive(self, claimed: Claimed) -> Path:
+        return self._move(claimed, self.inbox / ".archive" / dt.date.today().strftime("%Y%m%d"))
+
+    def refuse(self, claimed: Claimed, report: dict) -> Path:
+        target = self._move(claimed, self.inbox / ".error")
+        fsutil.atomic_write(target.with_name(target.name + ".error.json"),
+                            json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8"))
+        return target

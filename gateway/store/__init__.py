@@ -1,0 +1,1 @@
+"""The store: messages, their append-only event log, intake files and receipts."""

@@ -1,0 +1,120 @@
+"""SQLAlchemy models. The event table is append-only: the audit trail."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class IntakeFile(Base):
+    """A drop file (or queued record) the gateway took, by content hash."""
+
+    __tablename__ = "intake_files"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    doc_type: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(400))          # folder or queue it came from
+    name: Mapped[str] = mapped_column(String(400))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(20))          # accepted | partial | error | duplicate
+    report: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (Index("ix_intake_hash", "doc_type", "sha256"),)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    doc_type: Mapped[str] = mapped_column(String(40))
+    enterprise: Mapped[str] = mapped_column(String(40))
+    business_key: Mapped[str] = mapped_column(String(100))
+    cop_msg_id: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(40))
+    intake_file_id: Mapped[int | None] = mapped_column(ForeignKey("intake_files.id"), nullable=True)
+    source_ref: Mapped[str] = mapped_column(String(400), default="")   # file and rows
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    document: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # business XML
+    envelope: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # signed DxpMsg
+    errors: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    signer: Mapped[str] = mapped_column(String(60), default="")
+    transport: Mapped[str] = mapped_column(String(60), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_receipt: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    keys: Mapped[list[MessageKey]] = relationship(back_populates="message", cascade="all, delete-orphan")
+    __table_args__ = (
+        Index("ix_messages_state", "state"),
+        Index("ix_messages_key", "doc_type", "enterprise", "business_key"),
+    )
+
+
+class MessageKey(Base):
+    """Every business number a message is known by (ClientSeqNo, SeqNo, entry id …)."""
+
+    __tablename__ = "message_keys"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    name: Mapped[str] = mapped_column(String(40))
+    value: Mapped[str] = mapped_column(String(100))
+    message: Mapped[Message] = relationship(back_populates="keys")
+    __table_args__ = (
+        UniqueConstraint("message_id", "name", "value"),
+        Index("ix_message_keys_value", "value"),
+    )
+
+
+class Event(Base):
+    """One line of a message's audit trail. Rows are only ever inserted."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), nullable=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(40))              # state | receipt | error | info
+    from_state: Mapped[str] = mapped_column(String(40), default="")
+    to_state: Mapped[str] = mapped_column(String(40), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (Index("ix_events_message", "message_id"),)
+
+
+class Receipt(Base):
+    """A receipt as it arrived. Kept even when it matches no message."""
+
+    __tablename__ = "receipts"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), nullable=True)
+    transport: Mapped[str] = mapped_column(String(60))
+    remote_name: Mapped[str] = mapped_column(String(400))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    doc_type: Mapped[str] = mapped_column(String(40), default="")
+    summary: Mapped[str] = mapped_column(String(500), default="")
+    fields: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    routed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (Index("ix_receipts_routed", "routed_at"),)

@@ -1,0 +1,72 @@
+"""Queries and state changes. Every state change writes an event in the same transaction."""
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from gateway.store.models import Event, Message, MessageKey, Receipt, utcnow
+
+
+def transition(session: Session, msg: Message, to_state: str, detail: str = "") -> None:
+    session.add(Event(message_id=msg.id, kind="state", from_state=msg.state, to_state=to_state, detail=detail))
+    msg.state = to_state
+    msg.updated_at = utcnow()
+
+
+def note(session: Session, msg: Message | None, kind: str, detail: str) -> None:
+    session.add(Event(message_id=msg.id if msg else None, kind=kind, from_state=msg.state if msg else "",
+                      to_state=msg.state if msg else "", detail=detail))
+
+
+def add_key(msg: Message, name: str, value: str) -> None:
+    if value and not any(k.name == name and k.value == value for k in msg.keys):
+        msg.keys.append(MessageKey(name=name, value=value))
+
+
+def in_state(session: Session, state: str, limit: int, doc_type: str | None = None) -> list[Message]:
+    q = select(Message).where(Message.state == state).order_by(Message.id).limit(limit)
+    if doc_type:
+        q = q.where(Message.doc_type == doc_type)
+    return list(session.scalars(q))
+
+
+def find(session: Session, ref: str) -> list[Message]:
+    """Messages known by `ref`: an id, a CopMsgId, or any business key."""
+    conds = [Message.cop_msg_id == ref, Message.business_key == ref,
+             Message.id.in_(select(MessageKey.message_id).where(MessageKey.value == ref))]
+    if ref.isdigit() and len(ref) < 12:
+        conds.append(Message.id == int(ref))
+    q = select(Message).where(or_(*conds)).options(selectinload(Message.keys)).order_by(Message.id)
+    return list(session.scalars(q))
+
+
+def by_key(session: Session, doc_type: str, enterprise: str, business_key: str) -> list[Message]:
+    q = select(Message).where(Message.doc_type == doc_type, Message.enterprise == enterprise,
+                              Message.business_key == business_key).order_by(Message.id)
+    return list(session.scalars(q))
+
+
+def events(session: Session, message_id: int) -> list[Event]:
+    return list(session.scalars(select(Event).where(Event.message_id == message_id).order_by(Event.id)))
+
+
+def receipts(session: Session, message_id: int) -> list[Receipt]:
+    return list(session.scalars(select(Receipt).where(Receipt.message_id == message_id).order_by(Receipt.id)))
+
+
+def unrouted_receipts(session: Session, limit: int) -> list[Receipt]:
+    q = select(Receipt).where(Receipt.routed_at.is_(None)).order_by(Receipt.id).limit(limit)
+    return list(session.scalars(q))
+
+
+def listing(session: Session, doc_type: str | None = None, state: str | None = None,
+            key: str | None = None, limit: int = 1000) -> list[Message]:
+    q = select(Message).order_by(Message.id).options(selectinload(Message.keys))
+    if doc_type:
+        q = q.where(Message.doc_type == doc_type)
+    if state:
+        q = q.where(Message.state == state)
+    if key:
+        q = q.where(or_(Message.business_key == key,
+                        Message.id.in_(select(MessageKey.message_id).where(MessageKey.value == key))))
+    return list(session.scalars(q.limit(limit)))

@@ -1,0 +1,83 @@
+"""XSD validation: lxml for speed, xmlschema for error paths a person can read."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import xmlschema
+from lxml import etree
+
+
+@dataclass(frozen=True)
+class SchemaError:
+    element: object | None     # the lxml element at fault, if known
+    path: str                  # element path without namespaces, e.g. DecLists/DecList[2]/CodeTS
+    reason: str
+
+
+class Schema:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lxml = etree.XMLSchema(etree.parse(str(self.path)))
+        self._readable: xmlschema.XMLSchema | None = None
+
+    @property
+    def readable(self) -> xmlschema.XMLSchema:
+        if self._readable is None:
+            self._readable = xmlschema.XMLSchema(str(self.path))
+        return self._readable
+
+    def is_valid(self, root: etree._Element) -> bool:
+        return self._lxml.validate(root)
+
+    def errors(self, root: etree._Element) -> list[SchemaError]:
+        """Every schema error, located. Empty when valid (lxml decides, fast)."""
+        if self._lxml.validate(root):
+            return []
+        out = []
+        for err in self.readable.iter_errors(root):
+            elem = getattr(err, "elem", None)
+            out.append(SchemaError(elem, _plain_path(root, elem) if elem is not None else (err.path or ""),
+                                   _reason(err)))
+        if not out:  # lxml and xmlschema disagree: report lxml's own words
+            for entry in self._lxml.error_log:
+                out.append(SchemaError(None, entry.path or "", entry.message))
+        return out
+
+    def element_order(self, root_name: str) -> dict[str, list[str]]:
+        """For every complex element under `root_name`, its child element names in schema order."""
+        out: dict[str, list[str]] = {}
+
+        def walk(el):
+            content = getattr(el.type, "content", None)
+            if not el.type.is_complex() or content is None or not hasattr(content, "iter_elements"):
+                return
+            kids = list(content.iter_elements())
+            out.setdefault(el.local_name, [k.local_name for k in kids])
+            for k in kids:
+                walk(k)
+
+        for name, el in self.readable.elements.items():
+            if name == root_name:
+                walk(el)
+        return out
+
+
+def _reason(err) -> str:
+    reason = err.reason or str(err)
+    return reason.replace("\n", " ").strip()
+
+
+def _plain_path(root, elem) -> str:
+    parts = []
+    node = elem
+    while node is not None and node is not root:
+        parent = node.getparent()
+        name = etree.QName(node).localname
+        if parent is not None:
+            same = [c for c in parent if isinstance(c.tag, str) and etree.QName(c).localname == name]
+            if len(same) > 1:
+                name += f"[{same.index(node) + 1}]"
+        parts.append(name)
+        node = parent
+    return "/".join(reversed(parts)) or etree.QName(root).localname
