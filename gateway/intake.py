@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from lxml import etree
 from sqlalchemy import select
 
-from gateway import fsutil
+from gateway import faults, fsutil
 from gateway.documents.base import Context
 from gateway.log import get_logger
 from gateway.mapping.engine import Mapped
@@ -37,13 +37,14 @@ def take_file(rt: Runtime, dt: DocType, claimed: Claimed) -> dict:
         dt.source.refuse(claimed, report)
         return report
     sha = hashlib.sha256(data).hexdigest()
+    faults.hit("after-claim")
     with rt.sessions.begin() as s:
         previous = s.scalars(select(IntakeFile).where(IntakeFile.doc_type == dt.key, IntakeFile.sha256 == sha,
                                                       IntakeFile.outcome.in_(TAKEN))
                              .order_by(IntakeFile.id)).first()
         if previous is not None and previous.name == claimed.name and claimed.path.parent == dt.source.work \
                 and _committed_from_work(s, previous, claimed):
-            report = dict(previous.report or {})
+            report = {**(previous.report or {}), "outcome": previous.outcome}
         elif previous is not None:
             report = {"file": claimed.name, "document": dt.key, "outcome": "duplicate",
                       "same_as": previous.name, "taken_at": previous.received_at.isoformat(),
@@ -53,6 +54,7 @@ def take_file(rt: Runtime, dt: DocType, claimed: Claimed) -> dict:
                              size=len(data), outcome="duplicate", report=report))
         else:
             report = _map_file(rt, dt, s, claimed, data, sha)
+    faults.hit("after-intake-commit")
     if report["outcome"] in ("accepted", "duplicate"):
         dt.source.archive(claimed)
     else:
@@ -78,7 +80,7 @@ def _map_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: s
         groups = dt.mapping.apply(table)
     except InputError as exc:
         report.update(outcome="error", error=str(exc), **({"row": exc.row} if exc.row else {}))
-        intake.report = report
+        intake.report = dict(report)  # a new object: SQLAlchemy does not track changes inside a JSON dict
         return report
     report["encoding"] = table.encoding
     s.flush()
@@ -92,7 +94,7 @@ def _map_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: s
     else:
         report["outcome"] = "error"
     intake.outcome = report["outcome"]
-    intake.report = report
+    intake.report = dict(report)
     return report
 
 

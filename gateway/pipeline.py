@@ -14,7 +14,7 @@ import hashlib
 from lxml import etree
 
 from card.signer import CardAbsent, CardMismatch, PinError, SignerError
-from gateway import envelope, signing, xmlsafe
+from gateway import envelope, faults, signing, xmlsafe
 from gateway.log import get_logger
 from gateway.receipts import correlate as correlation
 from gateway.receipts import parse as receipt_parse
@@ -40,6 +40,8 @@ def sign_batch(rt: Runtime, limit: int = 200) -> int:
         for msg in repo.in_state(s, states.PREPARED, limit):
             try:
                 _sign_one(rt, s, msg)
+                s.commit()
+                faults.hit("after-sign-commit")
                 done += 1
             except CardAbsent as exc:
                 repo.note(s, msg, "parked", f"card absent, message waits unsigned: {exc}")
@@ -105,6 +107,7 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
                 if exc.retryable:
                     break
                 continue
+            faults.hit("after-send")
             repo.transition(s, msg, states.SENT, f"sent via {transport.name} as {item.name}")
             s.commit()
             done += 1
@@ -122,6 +125,7 @@ def receive_batch(rt: Runtime, limit: int = 200) -> int:
             continue
         for item in incoming:
             store_receipt(rt, name, item.name, item.data)
+            faults.hit("after-receipt-commit")
             transport.ack(item.ref)
             done += 1
     return done
@@ -165,6 +169,7 @@ def store_receipt(rt: Runtime, transport: str, remote_name: str, data: bytes) ->
                 repo.transition(s, msg, outcome.state, summary)
         msg.last_receipt = f"{parsed.kind}: {summary}"[:300]
         msg.updated_at = utcnow()
+        faults.hit("before-receipt-commit")
         return rec
 
 
@@ -178,6 +183,7 @@ def route_batch(rt: Runtime, limit: int = 500) -> int:
             dt_ = rt.doc_types.get(doc_type)
             outbox = dt_.outbox if dt_ and msg is not None else rt.config.gateway.unmatched_outbox
             path = routing.route_to_folder(outbox, rec, msg, rec.raw, fsync=True)
+            faults.hit("after-route-write")
             rec.routed_at = utcnow()
             if msg is not None:
                 repo.note(s, msg, "routed", f"{rec.kind} receipt {rec.id} -> {path}")

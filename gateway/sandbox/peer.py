@@ -38,7 +38,6 @@ class Peer:
         self.archive.mkdir(parents=True, exist_ok=True)
         self.dxp_schema = envelope.schema(XSD_DIR)
         self.schemas = {"DecMessage": Schema(XSD_DIR / "declaration.xsd")}
-        self.trusted = [p.read_bytes() for p in settings.peer.trust if p.exists()]
         self._queue: list[Scheduled] = []
         self._seq = itertools.count()
         self._counter = itertools.count(len(list(self.archive.glob("*.xml"))) + 1)
@@ -109,9 +108,13 @@ class Peer:
         self._business(env, now)
 
     def _check_trust(self, cert: bytes) -> None:
-        if not self.trusted:
+        if not self.settings.peer.trust:
             return
-        for ca in self.trusted:
+        for path in self.settings.peer.trust:
+            try:
+                ca = path.read_bytes()
+            except OSError:
+                continue
             try:
                 crypto.verify_issued_by(cert, ca)
                 return

@@ -1,0 +1,235 @@
+"""End to end through the real daemon and the sandbox peer, as separate processes."""
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import re
+import signal
+import sqlite3
+import time
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from lxml import etree
+
+from conftest import DXP_XSD, SAMPLE_CSV, Workspace, csv_rows, wait_for
+
+DXP = "{http://www.chinaport.gov.cn/dxp}"
+PER_DECLARATION = {"dxp-rep": 1, "import-response": 1, "dec-result": 4}
+
+
+def client_seq_of(envelope_path) -> str:
+    root = etree.parse(str(envelope_path)).getroot()
+    data = base64.b64decode(root.findtext(f"{DXP}Data"))
+    return re.search(rb"<ClientSeqNo>([^<]+)</ClientSeqNo>", data).group(1).decode()
+
+
+def receipts_by_key(ws: Workspace) -> dict[str, collections.Counter]:
+    out: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for name in ws.outbox_files():
+        key, kind, _ = name.rsplit(".", 3)[:3]
+        out[key][kind] += 1
+    return out
+
+
+def drain(ws: Workspace, timeout=60, env=None):
+    proc = ws.swgw("run", "--drain", "--timeout", str(timeout), "--settle", "1.5", env=env, timeout=timeout + 30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield None
+        return
+    name = f"swgw_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with admin.connect() as c:
+        c.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.dispose()
+
+
+@pytest.fixture
+def ws(tmp_path, pki, store_url):
+    w = Workspace(tmp_path, pki, store_url=store_url)
+    yield w
+    w.stop_all()
+
+
+def test_reference_export_goes_out_signed_and_receipts_come_back(ws):
+    ws.start_sandbox()
+    ws.drop("declaration.csv", SAMPLE_CSV.read_bytes())
+    out = drain(ws).stdout
+    assert "2 closed" in out
+    schema = etree.XMLSchema(etree.parse(str(DXP_XSD)))
+    envelopes = ws.received_envelopes()
+    assert len(envelopes) == 2
+    for path in envelopes:
+        assert schema.validate(etree.parse(str(path))), schema.error_log
+    assert sorted(client_seq_of(p) for p in envelopes) == ["DL2026110100001", "DL2026110100002"]
+    assert receipts_by_key(ws) == {k: collections.Counter(PER_DECLARATION)
+                                   for k in ("DL2026110100001", "DL2026110100002")}
+    rows = {r["key"]: r for r in ws.status()}
+    assert rows["DL2026110100001"]["state"] == "closed"
+    assert rows["DL2026110100001"]["keys"]["SeqNo"].startswith("0900")
+    assert len(rows["DL2026110100001"]["keys"]["EntryId"]) == 18
+    assert (ws.inbox / ".archive").exists() and not list(ws.inbox.glob("*.csv"))
+    # the outbox channels arrive in the customs order L -> J -> P -> R
+    results = [p for p in sorted(ws.outbox.glob("DL2026110100001.dec-result.*.xml"))]
+    assert [etree.parse(str(p)).findtext(".//CHANNEL") for p in results] == ["L", "J", "P", "R"]
+    trace = ws.swgw("trace", "DL2026110100001", check=True).stdout
+    for step in ("received -> prepared", "prepared -> signed", "signed -> sent", "sent -> acknowledged",
+                 "released -> closed"):
+        assert step in trace
+
+
+def test_customs_rejection_reaches_the_outbox_with_its_reason(ws):
+    ws.start_sandbox()
+    ws.drop("rej.csv", csv_rows(1, prefix="REJ"))
+    drain(ws)
+    (row,) = ws.status()
+    assert row["state"] == "rejected"
+    last = etree.parse(str(sorted(ws.outbox.glob("*.dec-result.*.xml"))[-1]))
+    assert last.findtext(".//CHANNEL") == "E" and last.findtext(".//NOTE") == "申报要素不全"
+    assert "申报要素不全" in ws.swgw("trace", "REJ0000000", check=True).stdout
+
+
+def test_bad_row_rejects_only_its_declaration_with_a_located_report(ws):
+    ws.start_sandbox()
+    text = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()
+    bad = text[3].split(",")  # row 4: the second declaration
+    header = text[0].split(",")
+    bad[header.index("unit")] = "999"
+    bad[header.index("hs_code")] = "845811"
+    bad[header.index("qty")] = "two"
+    bad[header.index("goods_name")] = ""
+    text[3] = ",".join(bad)
+    ws.drop("mixed.csv", "\n".join(text) + "\n")
+    drain(ws)
+    states = {r["key"]: r["state"] for r in ws.status()}
+    assert states == {"DL2026110100001": "closed", "DL2026110100002": "invalid"}
+    assert [client_seq_of(p) for p in ws.received_envelopes()] == ["DL2026110100001"]
+    report = json.loads((ws.inbox / ".error" / "mixed.csv.error.json").read_text(encoding="utf-8"))
+    assert report["outcome"] == "partial"
+    assert [a["key"] for a in report["accepted"]] == ["DL2026110100001"]
+    (rejected,) = report["rejected"]
+    errs = {e["field"]: e for e in rejected["errors"]}
+    assert {f: (e["row"], e["column"], e["rule"], e["value"]) for f, e in errs.items()} == {
+        "DecList/GUnit": (4, "unit", "code", "999"),
+        "DecList/CodeTS": (4, "hs_code", "pattern", "845811"),
+        "DecList/GQty": (4, "qty", "type", "two"),
+        "DecList/GName": (4, "goods_name", "required", ""),
+    }
+    trace = ws.swgw("trace", "DL2026110100002", check=True).stdout
+    assert "row 4" in trace and "hs_code" in trace and "HS code must be 10 digits" in trace
+
+
+def test_a_file_still_being_written_is_not_taken(tmp_path, pki):
+    ws = Workspace(tmp_path, pki, stable_seconds=1.0)
+    try:
+        ws.start_sandbox()
+        ws.start_daemon()
+        data = csv_rows(4, lines=3, prefix="SLOW").encode()
+        ws.inbox.mkdir(parents=True, exist_ok=True)
+        chunks = [data[i:i + 120] for i in range(0, len(data), 120)]
+        with open(ws.inbox / "slow.csv", "wb") as fh:
+            for chunk in chunks:  # ~4 s of writing, a pause (0.25 s) far below stable_seconds
+                fh.write(chunk)
+                fh.flush()
+                time.sleep(4.0 / len(chunks))
+                assert (ws.inbox / "slow.csv").exists(), "the daemon took a file that was still being written"
+        wait_for(lambda: len(ws.status()) == 4 and all(r["state"] == "closed" for r in ws.status()), 60,
+                 what="4 declarations closed")
+        assert not (ws.inbox / ".error").exists()
+        assert len(ws.received_envelopes()) == 4
+    finally:
+        ws.stop_all()
+
+
+def test_same_content_dropped_twice_is_sent_once(ws):
+    ws.start_sandbox()
+    ws.drop("a.csv", SAMPLE_CSV.read_bytes())
+    drain(ws)
+    ws.drop("a-again.csv", SAMPLE_CSV.read_bytes())
+    drain(ws)
+    assert len(ws.received_envelopes()) == 2
+    assert len(ws.status()) == 2
+    archived = sorted(p.name for p in (ws.inbox / ".archive").rglob("*.csv"))
+    assert archived == ["a-again.csv", "a.csv"]
+    # the same declaration inside a different file is not sent again either
+    ws.drop("b.csv", SAMPLE_CSV.read_text(encoding="utf-8") + "\n\n")
+    drain(ws)
+    assert len(ws.received_envelopes()) == 2
+
+
+FAILPOINTS = ["after-claim", "after-intake-commit", "after-sign-commit", "after-send", "before-receipt-commit",
+              "after-receipt-commit", "after-route-write"]
+
+
+@pytest.mark.parametrize("failpoint", FAILPOINTS)
+def test_kill_9_at_each_stage_then_restart_sends_each_declaration_exactly_once(ws, failpoint):
+    ws.start_sandbox()
+    ws.drop("one.csv", csv_rows(3, prefix="KA"))
+    ws.drop("two.csv", csv_rows(3, prefix="KB"))
+    first = ws.swgw("run", "--drain", "--timeout", "60", env={"SWGW_FAILPOINTS": f"{failpoint}=2"})
+    assert first.returncode == -signal.SIGKILL, f"the failpoint was not reached: {first.stdout}{first.stderr}"
+    if failpoint in ("after-receipt-commit", "before-receipt-commit"):
+        pending = list((ws.exchange / "from-sw").glob("*.xml"))
+        assert pending, "the receipt being processed is still on the exchange after the crash"
+    drain(ws)
+    envelopes = ws.received_envelopes()
+    keys = [client_seq_of(p) for p in envelopes]
+    assert sorted(keys) == sorted(f"K{f}{i:07d}" for f in "AB" for i in range(3)), "each declaration exactly once"
+    statuses = ws.status()
+    assert len(statuses) == 6 and {r["state"] for r in statuses} == {"closed"}
+    # the CopMsgId the peer archived is the one in the store
+    assert {p.stem for p in envelopes} == {r["cop_msg_id"] for r in statuses}
+    dup_log = ws.received / "duplicates.log"
+    if dup_log.exists():
+        dup_ids = {line.split()[1] for line in dup_log.read_text().splitlines()}
+        assert dup_ids <= {p.stem for p in envelopes}, "a re-send carries the original CopMsgId"
+    assert receipts_by_key(ws) == {r["key"]: collections.Counter(PER_DECLARATION) for r in statuses}
+
+
+def test_receipts_are_in_the_store_before_they_leave_the_exchange(ws):
+    ws.start_sandbox()
+    ws.drop("one.csv", csv_rows(1, prefix="RC"))
+    first = ws.swgw("run", "--drain", "--timeout", "60", env={"SWGW_FAILPOINTS": "after-receipt-commit=1"})
+    assert first.returncode == -signal.SIGKILL
+    pending = {p.name: p.read_bytes() for p in (ws.exchange / "from-sw").glob("*.xml")}
+    engine = sa.create_engine(ws.store_url)
+    with engine.connect() as c:
+        stored = c.execute(sa.text("SELECT remote_name, raw FROM receipts")).all()
+    engine.dispose()
+    (receipt,) = stored  # killed right after the first receipt's commit, before its removal
+    assert receipt.remote_name in pending, "committed, and still on the exchange"
+    assert receipt.raw == pending[receipt.remote_name]  # a DxpRep is stored as it came
+    drain(ws)
+    with sa.create_engine(ws.store_url).connect() as c:
+        n = c.execute(sa.text("SELECT count(*) FROM receipts")).scalar_one()
+    assert n == 6 and not list((ws.exchange / "from-sw").glob("*.xml"))
+
+
+def test_random_kills_under_load_lose_and_duplicate_nothing(tmp_path, pki):
+    ws = Workspace(tmp_path, pki)
+    try:
+        ws.start_sandbox()
+        for f in range(4):
+            ws.drop(f"batch{f}.csv", csv_rows(10, lines=2, prefix=f"R{f}"))
+        for delay in (0.8, 1.3, 0.6):
+            daemon = ws.start_daemon()
+            time.sleep(delay)
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait()
+        drain(ws)
+        keys = [client_seq_of(p) for p in ws.received_envelopes()]
+        assert len(keys) == 40 and len(set(keys)) == 40
+        assert {r["state"] for r in ws.status()} == {"closed"} and len(ws.status()) == 40
+    finally:
+        ws.stop_all()

@@ -1,0 +1,137 @@
+"""The declarative mapping: encodings, quoting, grouping, and located errors."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT, SAMPLE_CSV
+from gateway.documents import family
+from gateway.mapping.engine import Mapping
+from gateway.mapping.errors import InputError, MappingFileError
+
+MAPPING = ROOT / "mappings" / "declaration-csv.toml"
+
+
+@pytest.fixture(scope="module")
+def mapping():
+    return Mapping.load(MAPPING, allowed=family("declaration").sections())
+
+
+def rows_of(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def to_csv(rows: list[dict], header: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+SAMPLE = SAMPLE_CSV.read_text(encoding="utf-8")
+HEADER = SAMPLE.splitlines()[0].split(",")
+
+
+def errors_by_field(docs):
+    return {e.field: e for d in docs for e in d.errors}
+
+
+@pytest.mark.parametrize("encoding,prefix", [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("gb18030", b"")])
+def test_reference_export_in_every_encoding(mapping, encoding, prefix):
+    data = prefix + SAMPLE.encode(encoding)
+    table = mapping.read(data)
+    docs = mapping.apply(table)
+    assert [d.key for d in docs] == ["DL2026110100001", "DL2026110100002"]
+    assert all(not d.errors for d in docs)
+    first = docs[0]
+    assert first.first("DecHead")["TradeName"].text == "大连远洋五金进出口有限公司"
+    assert len(first.sections["DecList"]) == 2
+    assert len(first.sections["Container"]) == 1, "the container repeated on both rows is listed once"
+    assert table.encoding == ("utf-8-sig" if prefix else encoding)
+
+
+def test_quoted_fields_with_commas_and_newlines(mapping):
+    rows = rows_of(SAMPLE)
+    rows[0]["goods_model"] = 'DN50, PN16\n304 "不锈钢"'
+    docs = mapping.apply(mapping.read(to_csv(rows, HEADER).encode()))
+    assert docs[0].sections["DecList"][0]["GModel"].text == 'DN50, PN16\n304 "不锈钢"'
+    assert not docs[0].errors
+
+
+@pytest.mark.parametrize("column,value,field,rule", [
+    ("unit", "999", "DecList/GUnit", "code"),
+    ("hs_code", "84818040", "DecList/CodeTS", "pattern"),
+    ("qty", "six thousand", "DecList/GQty", "type"),
+    ("goods_name", "", "DecList/GName", "required"),
+    ("currency", "ZZZ", "DecList/TradeCurr", "code"),
+    ("container_no", "CSLU22", "Container/ContainerId", "pattern"),
+])
+def test_bad_value_is_located(mapping, column, value, field, rule):
+    rows = rows_of(SAMPLE)
+    rows[1][column] = value  # row 3 of the file (header is row 1)
+    docs = mapping.apply(mapping.read(to_csv(rows, HEADER).encode()))
+    bad, good = docs
+    assert not good.errors, "the other declaration in the file is unaffected"
+    err = errors_by_field([bad])[field]
+    assert (err.row, err.column, err.rule, err.value) == (3, column, rule, value)
+    assert err.column_number == HEADER.index(column) + 1
+
+
+def test_header_fields_must_agree_within_a_declaration(mapping):
+    rows = rows_of(SAMPLE)
+    rows[1]["bill_no"] = "OTHERBILL"
+    docs = mapping.apply(mapping.read(to_csv(rows, HEADER).encode()))
+    err = errors_by_field(docs)["DecHead/BillNo"]
+    assert (err.row, err.rule, err.value) == (3, "consistent", "OTHERBILL")
+
+
+def test_missing_column_is_an_input_error(mapping):
+    rows = rows_of(SAMPLE)
+    header = [h for h in HEADER if h != "hs_code"]
+    for r in rows:
+        del r["hs_code"]
+    with pytest.raises(InputError, match="hs_code"):
+        mapping.apply(mapping.read(to_csv(rows, header).encode()))
+
+
+def test_undecodable_file_says_so(mapping):
+    with pytest.raises(InputError, match="GB18030"):
+        mapping.read(b"client_seq_no\n\xff\xfe\xff\x00\x81")
+
+
+def test_mapping_file_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "m.toml"
+    bad.write_text('document="declaration"\nformat="csv"\ngroup_by="x"\n'
+                   '[sections.DecHead]\nper="group"\nfields.NoSuchField = "col"\n')
+    with pytest.raises(MappingFileError, match="NoSuchField"):
+        Mapping.load(bad, codes_dir=ROOT / "mappings" / "codes", allowed=family("declaration").sections())
+    bad.write_text('document="declaration"\nformat="csv"\ngroup_by="x"\n'
+                   '[sections.DecHead]\nfields.IEFlag = { column = "a", codes = "nosuchtable" }\n')
+    with pytest.raises(MappingFileError, match="nosuchtable"):
+        Mapping.load(bad, codes_dir=ROOT / "mappings" / "codes")
+
+
+text_values = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00")
+                      | st.sampled_from([",", '"', "\n", "，", "、"]), max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=text_values.filter(lambda s: s.strip() and len(s.strip()) <= 255),
+       model=text_values.filter(lambda s: len(s.strip()) <= 255))
+def test_any_text_survives_csv_quoting(mapping, name, model):
+    rows = rows_of(SAMPLE)
+    rows[0]["goods_name"], rows[0]["goods_model"] = name, model
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            data = to_csv(rows, HEADER).encode(encoding)
+        except UnicodeEncodeError:
+            continue
+        docs = mapping.apply(mapping.read(data, encoding=encoding))
+        item = docs[0].sections["DecList"][0]
+        assert item["GName"].text == name.strip()
+        assert item.get("GModel").text == model.strip() if model.strip() else "GModel" not in item
