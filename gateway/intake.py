@@ -123,11 +123,13 @@ def evaluate(rt: Runtime, dt: DocType, mapped: Mapped) -> Evaluation:
     if ent and op is None:
         errors.append(FieldError.at(mapped.key_origin, "operator", "profile",
                                     f"enterprise {ent.code} has no operator who signs {dt.key}"))
-    if not errors:
+    if ent and op:
+        # rules run beside field errors so a user sees every problem at once; the schema
+        # check runs only on a clean document, where it finds what the mapping cannot
         dt.family.enrich(mapped, Context(ent, op, rt.media_no(op.signer)))
         errors.extend(dt.family.rules(mapped))
-        built = dt.family.build(mapped)
         if not errors:
+            built = dt.family.build(mapped)
             errors.extend(dt.family.locate(built, dt.family.schema.errors(built.root)))
     document = etree.tostring(built.root, xml_declaration=True, encoding="UTF-8") if built is not None else None
     return Evaluation(mapped, ent.code if ent else mapped.enterprise, op.signer if op else "", document, errors)
