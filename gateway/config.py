@@ -156,21 +156,24 @@ class Config(_Model):
         return self.gateway.var_dir
 
 
-def _resolve_paths(node, base: Path):
-    if isinstance(node, BaseModel):
-        for name in type(node).model_fields:
-            value = getattr(node, name)
-            if isinstance(value, Path) and name != "source":
-                if not value.is_absolute():
-                    object.__setattr__(node, name, Path(os.path.normpath(base / value)))
-            else:
-                _resolve_paths(value, base)
-    elif isinstance(node, dict):
-        for v in node.values():
-            _resolve_paths(v, base)
-    elif isinstance(node, list):
-        for v in node:
-            _resolve_paths(v, base)
+def _resolve(value, base: Path):
+    """`value` with every relative Path in it made absolute against `base` (recursing)."""
+    if isinstance(value, Path):
+        return value if value.is_absolute() else Path(os.path.normpath(base / value))
+    if isinstance(value, BaseModel):
+        _resolve_paths(value, base)
+        return value
+    if isinstance(value, list):
+        return [_resolve(v, base) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve(v, base) for k, v in value.items()}
+    return value
+
+
+def _resolve_paths(node: BaseModel, base: Path) -> None:
+    for name in type(node).model_fields:
+        if name != "source":
+            object.__setattr__(node, name, _resolve(getattr(node, name), base))
 
 
 def _resolve_store_url(cfg: Config, base: Path) -> None:
