@@ -200,7 +200,17 @@ class VirtualCard:
                 raise TestbedUnavailable(f"virtual card {self.spec.media_no} exited with status "
                                          f"{self._proc.returncode}; see {self.log_file}")
             return self.shows()
-        _wait(ok, timeout, f"card {self.spec.media_no} in reader {self.reader!r}")
+        try:
+            _wait(ok, timeout, f"card {self.spec.media_no} in reader {self.reader!r}")
+        except TestbedUnavailable as exc:
+            from card.pcsc import card_info
+
+            try:
+                other = card_info(self.reader).media_no
+            except SignerError:
+                raise exc from None
+            raise TestbedUnavailable(f"{exc}: the slot is occupied by card {other} from another process; "
+                                     "stop it (e.g. python -m card.testbed down --dir ...)") from None
 
     def wait_absent(self, timeout: float = 10) -> None:
         _wait(self._reader_empty, timeout, f"reader {self.reader!r} to show no card")
@@ -300,3 +310,94 @@ class Testbed:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# --- command line: keep a virtual card running for the demo ---------------------------
+#   python -m card.testbed up --dir var/card --media-no ZK0000000001A --holder 张三 \
+#       --enterprise 91210200MA0000000X --pin-file var/card/pin [--slot 0] [--algorithm sm2]
+#   python -m card.testbed down --dir var/card
+# `up` leaves pcscd (if it started it) and the card running and records their PIDs in
+# <dir>/testbed.json; `down` stops exactly those PIDs (checking they are still ours).
+
+def _pid_is(pid: int, needle: str) -> bool:
+    try:
+        return needle.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _stop_pid(pid: int, needle: str, timeout: float = 10) -> bool:
+    if not _pid_is(pid, needle):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _pid_is(pid, needle) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _pid_is(pid, needle):
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m card.testbed", description="virtual card stack for the demo")
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start pcscd if needed and one virtual card")
+    up.add_argument("--dir", required=True, type=Path, help="sandbox CA, card key, state and logs")
+    up.add_argument("--media-no", required=True)
+    up.add_argument("--holder", required=True)
+    up.add_argument("--enterprise", required=True)
+    up.add_argument("--pin-file", type=Path, help="first line is the PIN (else $SWGW_CARD_PIN)")
+    up.add_argument("--algorithm", default="sm2", choices=("sm2", "ec", "rsa"))
+    up.add_argument("--slot", type=int, default=0)
+    up.add_argument("--sign-latency-ms", type=float, default=0)
+    down = sub.add_parser("down", help="stop what `up` started, by PID")
+    down.add_argument("--dir", required=True, type=Path)
+    args = p.parse_args(argv)
+    record = args.dir / "testbed.json"
+    try:
+        saved = json.loads(record.read_text()) if record.exists() else {"pcscd_pid": None, "cards": []}
+    except ValueError:
+        saved = {"pcscd_pid": None, "cards": []}
+
+    if args.command == "down":
+        for c in saved["cards"]:
+            if _stop_pid(c["pid"], "card.virtual"):
+                print(f"stopped virtual card {c['media_no']} (pid {c['pid']})")
+        if saved.get("pcscd_pid") and _stop_pid(saved["pcscd_pid"], "pcscd"):
+            print(f"stopped pcscd (pid {saved['pcscd_pid']})")
+        record.unlink(missing_ok=True)
+        return 0
+
+    if args.pin_file:
+        lines = args.pin_file.read_bytes().splitlines()
+        pin = lines[0].strip() if lines else b""
+    else:
+        pin = os.environ.get("SWGW_CARD_PIN", "").encode()
+    if not pin:
+        p.error("no PIN: give --pin-file or set SWGW_CARD_PIN")
+    try:
+        pcscd = ensure_pcscd(args.dir)
+        spec = issue_card(args.dir, f"card-{args.media_no}", media_no=args.media_no, holder=args.holder,
+                          enterprise=args.enterprise, pin=pin, algorithm=args.algorithm,
+                          sign_latency_ms=args.sign_latency_ms)
+        for c in saved["cards"]:  # replace a card we started earlier in this slot
+            if c["slot"] == args.slot:
+                _stop_pid(c["pid"], "card.virtual")
+        saved["cards"] = [c for c in saved["cards"] if c["slot"] != args.slot]
+        card = start_card(spec, args.dir, args.slot)
+    except (TestbedUnavailable, pki.PkiError) as exc:
+        print(f"card testbed: {exc}", file=sys.stderr)
+        return 1
+    saved["pcscd_pid"] = saved.get("pcscd_pid") or pcscd.pid
+    saved["cards"].append({"pid": card.pid, "slot": args.slot, "media_no": args.media_no, "reader": card.reader})
+    record.write_text(json.dumps(saved, indent=2))
+    print(f"virtual card {args.media_no} in reader {card.reader!r} (pid {card.pid}); "
+          f"pcscd {'started, pid %d' % pcscd.pid if pcscd.pid else 'already running'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
