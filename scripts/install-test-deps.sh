@@ -1,13 +1,29 @@
-#!/usr/bin/env bash
-# Install the system packages the test suite runs against. Idempotent: skips what is there.
-set -euo pipefail
-need=()
-have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in openssl; do
-  have "$pkg" || need+=("$pkg")
+#!/bin/sh
+# System packages the test suite runs against, then the Python card extra (pyscard, gmssl).
+# Idempotent: installs only what is missing. Needs root (or sudo) and Debian's apt.
+#   scripts/install-test-deps.sh [PYTHON]     PYTHON defaults to .venv/bin/python
+#   - openssl:                     the sandbox CA and operator certificates (SM2)
+#   - openssh-server:              the real sshd the SFTP tests start
+#   - pcscd, vsmartcard-vpcd:      PC/SC with the virtual reader the virtual card plugs into
+#   - libpcsclite-dev, swig:       to build pyscard where no wheel fits
+set -eu
+
+PYTHON=${1:-.venv/bin/python}
+PACKAGES="openssl openssh-server pcscd vsmartcard-vpcd libpcsclite-dev swig"
+
+missing=""
+for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then echo "install-test-deps: need root to install ${need[*]}" >&2; exit 1; fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+
+if [ -n "$missing" ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "installing:$missing"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+fi
+
+if [ -x "$PYTHON" ]; then
+    "$PYTHON" -c "import smartcard.scard, gmssl" 2>/dev/null || "$PYTHON" -m pip install -q -e ".[card]"
 fi
