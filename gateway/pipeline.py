@@ -71,7 +71,7 @@ def _sign_one(rt: Runtime, s, msg: Message) -> None:
                            f"but message {msg.id} is sent by {msg.enterprise}: refusing to sign")
     root = xmlsafe.parse(msg.document)
     now = _now()
-    dt_.family.before_sign(root, info, now.strftime("%Y%m%d%H%M%S"))
+    dt_.family.before_sign(root, signer, info, now.strftime("%Y%m%d%H%M%S"))
     document = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     env = envelope.Envelope(
         trans=envelope.TransInfo(msg.cop_msg_id, ent.dxp_sender_id, [dt_.receiver_id], now, dt_.msg_type),

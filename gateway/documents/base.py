@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from card.signer import CardInfo
+from card.signer import CardInfo, Signer
 from gateway.config import Enterprise, Operator
 from gateway.mapping.engine import Mapped, Value
 from gateway.mapping.errors import FieldError, Origin
@@ -118,8 +118,13 @@ class DocumentFamily(abc.ABC):
         return out
 
     # -- signing ------------------------------------------------------------------
-    def before_sign(self, root: etree._Element, info: CardInfo, sign_date: str) -> None:
-        """Fill what only the card knows (certificate number, sign date) into the document."""
+    def before_sign(self, root: etree._Element, signer: Signer, info: CardInfo, sign_date: str) -> None:
+        """Fill what only the card knows (certificate number, sign date, a document-level
+        signature) into the business document, before the envelope is built and signed."""
+
+    def verify_document(self, root: etree._Element, certificate: bytes, algorithm: str) -> str | None:
+        """The sandbox's check of a document-level signature: None if fine, else why not."""
+        return None
 
     # -- receipts -----------------------------------------------------------------
     @abc.abstractmethod

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from card.signer import CardInfo
+import base64
+
+from card import crypto
+from card.signer import CardInfo, Signer
+from gateway.signing import c14n
 from gateway.documents.base import PROFILE, Context, DocumentFamily, ReceiptOutcome
 from gateway.mapping.engine import Mapped, Value
 from gateway.mapping.errors import FieldError
@@ -92,7 +96,9 @@ class Declaration(DocumentFamily):
                                             "first quantity and first unit go together: give both or neither"))
         return errors
 
-    def before_sign(self, root, info: CardInfo, sign_date: str) -> None:
+    def before_sign(self, root, signer: Signer, info: CardInfo, sign_date: str) -> None:
+        """DecSign gets the card's certificate number, the sign date, and Sign: the card's
+        signature (base64) over the canonical DecMessage without its Sign element."""
         sign = root.find(self._q("DecSign"))
         if sign is None:
             return
@@ -101,6 +107,27 @@ class Declaration(DocumentFamily):
             if elem is None:
                 elem = self._insert(sign, name)
             elem.text = value
+        old = sign.find(self._q("Sign"))
+        if old is not None:
+            sign.remove(old)
+        value = signer.sign(c14n(root))
+        self._insert(sign, "Sign").text = base64.b64encode(value).decode()
+
+    def verify_document(self, root, certificate: bytes, algorithm: str) -> str | None:
+        sign = root.find(f"{self._q('DecSign')}/{self._q('Sign')}")
+        if sign is None or not (sign.text or "").strip():
+            return "DecSign/Sign is missing"
+        value = base64.b64decode(sign.text)
+        parent = sign.getparent()
+        index = list(parent).index(sign)
+        parent.remove(sign)
+        try:
+            crypto.verify(algorithm, certificate, c14n(root), value)
+        except crypto.InvalidSignature:
+            return "DecSign/Sign does not match the declaration"
+        finally:
+            parent.insert(index, sign)
+        return None
 
     def _insert(self, parent, name: str):
         from lxml import etree

@@ -38,6 +38,7 @@ class Peer:
         self.archive.mkdir(parents=True, exist_ok=True)
         self.dxp_schema = envelope.schema(XSD_DIR)
         self.schemas = {"DecMessage": Schema(XSD_DIR / "declaration.xsd")}
+        self._families: dict = {}
         self._queue: list[Scheduled] = []
         self._seq = itertools.count()
         self._counter = itertools.count(len(list(self.archive.glob("*.xml"))) + 1)
@@ -101,11 +102,32 @@ class Peer:
                 fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {env.trans.cop_msg_id} {name}\n")
             log.info("duplicate dropped", cop_msg_id=env.trans.cop_msg_id)
             return
+        problem = self._document_signature(env, verified)
+        if problem:
+            self._refuse(name, data, env, "1004", problem, now)
+            return
         fsutil.atomic_write(target, data)
         self.stats["accepted"] += 1
         self._later(now, self.settings.peer.ack_delay, f"DxpRep_{env.trans.cop_msg_id}.xml",
                     receipts.dxp_rep(reply_to, "0", "success", env.trans))
         self._business(env, now)
+
+    def _document_signature(self, env: envelope.Envelope, verified) -> str | None:
+        from gateway.documents import FAMILIES
+
+        try:
+            doc = xmlsafe.parse(env.data)
+        except xmlsafe.UnsafeXml:
+            return None  # the business check answers this one
+        for fam_cls in FAMILIES.values():
+            if doc.tag == f"{{{fam_cls.namespace}}}{fam_cls.root_name}":
+                return self._family(fam_cls).verify_document(doc, verified.certificate, verified.algorithm)
+        return None
+
+    def _family(self, fam_cls):
+        if fam_cls.key not in self._families:
+            self._families[fam_cls.key] = fam_cls(XSD_DIR)
+        return self._families[fam_cls.key]
 
     def _check_trust(self, cert: bytes) -> None:
         for path in self.settings.peer.trust:
