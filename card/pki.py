@@ -51,7 +51,7 @@ def ensure_ca(directory: Path, algorithm: str = "sm2") -> Issued:
     key, cert = directory / "ca.key", directory / "ca.pem"
     if not (key.exists() and cert.exists()):
         _genkey(key, algorithm)
-        _run("req", "-new", "-x509", "-key", str(key), *_sign_opts(algorithm),
+        _run("req", "-utf8", "-new", "-x509", "-key", str(key), *_sign_opts(algorithm),
              "-subj", "/C=CN/O=swgw sandbox/CN=swgw sandbox CA", "-days", "3650", "-out", str(cert))
     return Issued(key, cert)
 
@@ -65,7 +65,7 @@ def ensure_issued(directory: Path, name: str, common_name: str, ca: Issued,
         return Issued(key, cert)
     _genkey(key, algorithm)
     req_opts = _sign_opts(algorithm)
-    _run("req", "-new", "-key", str(key), *req_opts, "-subj", f"/C=CN/O=swgw/CN={common_name}", "-out", str(csr))
+    _run("req", "-utf8", "-new", "-key", str(key), *req_opts, "-subj", f"/C=CN/O=swgw/CN={common_name}", "-out", str(csr))
     ca_algo = "sm2" if b"SM2" in ca.key.read_bytes() or _is_sm2_key(ca.key) else "other"
     x509_opts = ["-sm3", "-sigopt", DISTID, "-vfyopt", DISTID] if ca_algo == "sm2" else ["-sha256"]
     if algorithm != "sm2" and ca_algo == "sm2":

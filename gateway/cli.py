@@ -258,6 +258,79 @@ def doctor(config_path):
 
 
 @cli.group()
+def card():
+    """The operators' cards: what is in the readers, and a PIN check."""
+
+
+def _signers(rt, name):
+    names = [name] if name else list(rt.signer_configs)
+    unknown = [n for n in names if n not in rt.signer_configs]
+    if unknown:
+        raise Exit(2, f"no signer {unknown[0]!r} in {rt.config.source}; configured: {', '.join(rt.signer_configs)}")
+    return names
+
+
+@card.command("info")
+@config_option
+@click.option("--signer", "name", help="one configured signer (default: all)")
+def card_info(config_path, name):
+    """Reader, media number, holder, enterprise, certificate validity of each configured card."""
+    from card import crypto
+    from card.signer import SignerError
+
+    rt = _runtime(config_path, upgrade=False)
+    failed = False
+    for n in _signers(rt, name):
+        sc = rt.signer_configs[n]
+        try:
+            signer = rt.signer(n)
+            info = signer.info()
+            cert = crypto.summary(signer.certificate())
+        except SignerError as exc:
+            failed = True
+            click.echo(f"{n} ({sc.kind}): {exc}")
+            continue
+        click.echo(f"{n} ({sc.kind})")
+        click.echo(f"  reader:      {info.reader or '(software key)'}")
+        click.echo(f"  media no:    {info.media_no}")
+        click.echo(f"  holder:      {info.holder}")
+        click.echo(f"  enterprise:  {info.enterprise_code}")
+        click.echo(f"  algorithm:   {signer.algorithm}")
+        click.echo(f"  certificate: {info.cert_no}  {cert.subject}")
+        click.echo(f"               valid {cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d}, "
+                   f"issued by {cert.issuer}")
+    if failed:
+        raise Exit(1)
+
+
+@card.command("verify")
+@config_option
+@click.option("--signer", "name", help="one configured signer (default: all)")
+@click.option("--force", is_flag=True, help="try even when only one PIN try is left")
+def card_verify(config_path, name, force):
+    """Check each card's PIN once; stop at the first refusal (never burn a card's tries)."""
+    from card.signer import PinError, SignerError
+
+    rt = _runtime(config_path, upgrade=False)
+    for n in _signers(rt, name):
+        signer = rt.signer(n)
+        if not hasattr(signer, "verify_pin"):
+            click.echo(f"{n}: software key, no PIN")
+            continue
+        try:
+            left = signer.pin_tries_left()
+            if left is not None and left <= 1 and not force:
+                raise Exit(1, f"{n}: only {left} PIN try left; a wrong PIN would block the card. "
+                              f"Check the PIN source, then use --force")
+            signer.verify_pin()
+        except PinError as exc:
+            raise Exit(1, f"{n}: PIN refused: {exc}. Stopped: no further PIN is tried.") from None
+        except SignerError as exc:
+            raise Exit(1, f"{n}: {exc}") from None
+        click.echo(f"{n}: PIN ok (card {signer.info().media_no})")
+
+
+@cli.group()
 def db():
     """Store schema."""
 

@@ -87,7 +87,18 @@ class SoftwareSignerConfig(_Model):
     generate: bool = False                       # create key + cert from the sandbox CA if missing
 
 
-SignerConfig = Annotated[Union[SoftwareSignerConfig], Field(discriminator="kind")]
+class PcscSignerConfig(_Model):
+    """The operator's IC card / UKey in a PC/SC reader on this host."""
+
+    kind: Literal["pcsc"] = "pcsc"
+    media_no: str                                # 介质号 of the card to use
+    reader: str | None = None                    # a substring of the reader name (default: any)
+    pin: Secret                                  # {env = "…"} or {file = "…"}: never the PIN itself
+    holder: str = ""
+    enterprise: str                              # the card must be bound to this enterprise
+
+
+SignerConfig = Annotated[Union[SoftwareSignerConfig, PcscSignerConfig], Field(discriminator="kind")]
 
 
 class FolderTransportConfig(_Model):
@@ -124,6 +135,7 @@ class GatewayConfig(_Model):
     poll_interval: float = 0.5
     batch_size: int = 200
     unmatched_outbox: Path = Path("outbox/unmatched")
+    alarms_outbox: Path = Path("outbox/alarms")
 
 
 class Config(_Model):

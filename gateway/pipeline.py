@@ -14,7 +14,7 @@ import hashlib
 from lxml import etree
 
 from card.signer import CardAbsent, CardMismatch, PinError, SignerError
-from gateway import envelope, faults, signing, xmlsafe
+from gateway import alarms, envelope, faults, signing, xmlsafe
 from gateway.log import get_logger
 from gateway.receipts import correlate as correlation
 from gateway.receipts import parse as receipt_parse
@@ -52,7 +52,9 @@ def sign_batch(rt: Runtime, limit: int = 200) -> int:
                 rt.signing_halted = f"signer {msg.signer}: {exc}"
                 repo.note(s, msg, "alarm", f"PIN refused, all signing stopped: {exc}")
                 s.commit()
-                log.error("PIN refused: all signing stopped until an operator acts", signer=msg.signer)
+                alarms.raise_alarm(rt, "pin-refused", "PIN refused: all signing stopped until an operator "
+                                   "fixes the PIN and restarts swgw (it never retries a PIN by itself)",
+                                   signer=msg.signer, detail=str(exc), tries_left=exc.tries_left)
                 break
             except (CardMismatch, SignerError, envelope.EnvelopeError) as exc:
                 repo.transition(s, msg, states.FAILED, f"signing failed: {exc}")

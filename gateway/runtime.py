@@ -7,9 +7,17 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from card.signer import CardInfo, Signer
+from card.signer import CardInfo, PinError, Signer
 from gateway import envelope
-from gateway.config import Config, ConfigError, Enterprise, FolderTransportConfig, Operator, SoftwareSignerConfig
+from gateway.config import (
+    Config,
+    ConfigError,
+    Enterprise,
+    FolderTransportConfig,
+    Operator,
+    PcscSignerConfig,
+    SoftwareSignerConfig,
+)
 from gateway.documents import XSD_DIR, family
 from gateway.documents.base import DocumentFamily
 from gateway.mapping.engine import Mapping
@@ -119,4 +127,19 @@ def open_signer(cfg: Config, name: str, sc) -> Signer:
         password = sc.key_password.read() if sc.key_password else None
         return SoftwareSigner(sc.key_file, sc.cert_file, CardInfo(sc.media_no, sc.holder, sc.enterprise, ""),
                               password.encode() if password else None)
+    if isinstance(sc, PcscSignerConfig):
+        try:
+            from card.pcsc import PcscSigner
+        except ImportError as exc:
+            raise ConfigError(f"signer {name}: PC/SC support is not installed ({exc.name}); "
+                              f"install the card extra: pip install 'swgw[card]'") from None
+
+        def pin() -> bytes:
+            value = sc.pin.read()
+            if not value:
+                where = f"environment variable {sc.pin.env}" if sc.pin.env else f"file {sc.pin.file}"
+                raise PinError(f"signer {name}: no PIN in {where}")
+            return value.encode()
+
+        return PcscSigner(pin, reader=sc.reader, media_no=sc.media_no, enterprise_code=sc.enterprise)
     raise ConfigError(f"signer {name}: kind {sc.kind!r} is not available")
