@@ -79,3 +79,45 @@ def amqp_url():
     if not _amqp_up():
         pytest.skip("RabbitMQ is not reachable on 127.0.0.1:5672 (start it: rabbitmq-server -detached)")
     return AMQP_URL
+
+
+@pytest.fixture
+def amqp_names(amqp_url):
+    """Unique queue/exchange names for one test; all deleted afterwards (with their .dlq)."""
+    import pika
+
+    made: list[tuple[str, str]] = []
+    tag = uuid.uuid4().hex[:8]
+
+    def name(kind: str, what: str = "queue") -> str:
+        n = f"swgw-test-{tag}-{kind}"
+        made.append((what, n))
+        return n
+
+    name.tag = tag
+    yield name
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        ch = conn.channel()
+        for what, n in made:
+            if what == "queue":
+                ch.queue_delete(n)
+                ch.queue_delete(f"{n}.dlq")
+            else:
+                ch.exchange_delete(n)
+    finally:
+        conn.close()
+
+
+def close_amqp_connections(name_prefix: str) -> int:
+    """Force-close (like a broker restart would) only the connections whose
+    client-provided connection_name starts with `name_prefix`; other users of
+    the shared broker are left alone. Returns how many were closed."""
+    out = subprocess.run(["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+                         capture_output=True, text=True, check=True).stdout
+    pids = [line.split("\t", 1)[0] for line in out.splitlines()
+            if f'{{"connection_name","{name_prefix}' in line]
+    for pid in pids:
+        subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "swgw test: simulated broker outage"],
+                       capture_output=True, text=True, check=True)
+    return len(pids)

@@ -1,0 +1,1 @@
+"""Intake sources: where ERP records come from (drop folders, queues)."""
