@@ -26,7 +26,8 @@ def raw(amqp_url):
     ch = conn.channel()
     ch.confirm_delivery()                         # test publishes are on the queue when they return
     yield ch
-    conn.close()
+    if conn.is_open:
+        conn.close()
 
 
 def drain(ch, queue):
@@ -306,3 +307,49 @@ def test_receipts_topic_routing(amqp_url, amqp_names, raw):
     assert props.content_type == "application/xml" and props.headers["receipt_kind"] == "audit"
     with pytest.raises(ValueError):
         routing_key("declaration", "dec.result", "ENT1")
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("SWGW_TEST_BROKER_RESTART"),
+                    reason="restarts the shared RabbitMQ app (stop_app/start_app); "
+                           "opt in with SWGW_TEST_BROKER_RESTART=1")
+def test_broker_restart_mid_publish_and_consume(make_amqp, amqp_names):
+    import subprocess
+
+    out, inc = amqp_names("out"), amqp_names("in")
+    a = make_amqp(outgoing_queue=out, incoming_queue=inc, backoff_max=1)
+    b = make_amqp(outgoing_queue=inc, incoming_queue=out, backoff_max=1)   # the peer
+    n_items, errors = 100, []
+    deadline = time.monotonic() + 120
+
+    def restart():
+        subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True)
+        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True)
+
+    started = time.monotonic()
+    restarter = None
+    seen: set[str] = set()
+    for n in range(n_items):
+        if n == 30:
+            restarter = threading.Thread(target=restart)
+            restarter.start()
+        _retrying(lambda: a.send(item(n)), deadline, errors)
+        if n % 10 == 9:                            # the peer consumes as we go
+            for i in _retrying(lambda: b.receive(limit=50), deadline, errors):
+                seen.add(i.name)
+                try:
+                    b.ack(i.ref)
+                except TransportError as exc:
+                    errors.append(str(exc))
+    restarter.join()
+    while True:
+        batch = _retrying(lambda: b.receive(limit=50), deadline, errors)
+        if not batch:
+            break
+        for i in batch:
+            seen.add(i.name)
+            _retrying(lambda: b.ack(i.ref), deadline, errors)
+    b.close()
+    elapsed = time.monotonic() - started
+    assert errors
+    assert seen == {f"MSG-{n:04d}" for n in range(n_items)}
+    print(f"broker restart: {n_items} messages, {len(errors)} retryable errors, {elapsed:.1f}s")
