@@ -164,21 +164,30 @@ class SftpTransport(Transport):
         path = posixpath.join(self.incoming, name)
 
         def remove(s: paramiko.SFTPClient) -> None:
-            try:
-                if self.on_ack == "move":
-                    if not self._done_dir_ready:
-                        try:
-                            s.mkdir(self.done_dir)
-                        except IOError:
-                            pass                  # exists (or fails below with a clear error)
-                        self._done_dir_ready = True
-                    s.posix_rename(path, posixpath.join(self.done_dir, name))
-                else:
+            if self.on_ack == "delete":
+                try:
                     s.remove(path)
+                except FileNotFoundError:
+                    pass                          # already gone: ack is idempotent
+                return
+            if not self._done_dir_ready:
+                try:
+                    s.mkdir(self.done_dir)
+                except IOError:
+                    pass                          # exists, or the stat below fails with the reason
+                s.stat(self.done_dir)
+                self._done_dir_ready = True
+            try:
+                s.posix_rename(path, posixpath.join(self.done_dir, name))
             except FileNotFoundError:
-                pass                              # already gone: ack is idempotent
+                try:
+                    s.stat(path)
+                except FileNotFoundError:
+                    return                        # already moved: ack is idempotent
+                raise
 
-        self._run(f"{'move' if self.on_ack == 'move' else 'delete'} {path}", remove)
+        what = f"move {path} to {self.done_dir}" if self.on_ack == "move" else f"delete {path}"
+        self._run(what, remove)
 
     def check(self) -> list[Check]:
         """Doctor: connect (ignoring backoff), host key, login, folders writable."""
@@ -233,6 +242,7 @@ class SftpTransport(Transport):
             return fn(sftp)
         except _LINK_ERRORS as exc:
             link_alive = self._ssh is not None and self._ssh.is_active() \
+                and not sftp.get_channel().closed \
                 and not isinstance(exc, (socket.timeout, EOFError))
             if link_alive and isinstance(exc, IOError) and not isinstance(exc, paramiko.SSHException):
                 # The server answered with an SFTP status: the connection is fine.

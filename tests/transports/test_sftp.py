@@ -218,3 +218,14 @@ def test_server_crash_mid_batch_every_item_arrives_exactly_once(make_sftp, sshd,
     for it in items:
         assert (out / it.name).read_bytes() == it.data
     print(f"[{when}] 50 items over an sshd crash: {errors} retryable errors, {elapsed:.1f}s")
+
+
+def test_ack_move_into_an_uncreatable_done_dir_fails_loudly(make_sftp, remote_dirs):
+    _, inc = remote_dirs
+    (inc / "N1.xml").write_bytes(b"n1")
+    t = make_sftp(on_ack="move", done_dir=str(inc.parent / "no" / "such" / "done"))
+    [got] = t.receive()
+    with pytest.raises(TransportError) as err:
+        t.ack(got.ref)
+    assert err.value.retryable is False and "no/such/done" in str(err.value)
+    assert (inc / "N1.xml").exists()              # not lost, not silently "acked"
