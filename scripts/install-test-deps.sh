@@ -9,7 +9,7 @@
 set -eu
 
 PYTHON=${1:-.venv/bin/python}
-PACKAGES="openssl openssh-server pcscd vsmartcard-vpcd libpcsclite-dev swig"
+PACKAGES="openssl openssh-server openssh-client pcscd vsmartcard-vpcd libpcsclite-dev swig"
 
 missing=""
 for p in $PACKAGES; do

@@ -36,6 +36,10 @@ class Incoming:
     ref: str               # what ack() needs to remove it remotely
     name: str              # the remote file name or message id
     data: bytes
+    # Transport-specific facts about the receipt, for logs and correlation (never
+    # needed to ack): e.g. AMQP message_id/correlation_id/headers/redelivered,
+    # clientfolder box and kind. Added after the scaffold; defaults to {}.
+    meta: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
