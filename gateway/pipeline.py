@@ -56,7 +56,10 @@ def sign_batch(rt: Runtime, limit: int = 200) -> int:
                                    "fixes the PIN and restarts swgw (it never retries a PIN by itself)",
                                    signer=msg.signer, detail=str(exc), tries_left=exc.tries_left)
                 break
-            except (CardMismatch, SignerError, envelope.EnvelopeError) as exc:
+            except CardMismatch as exc:
+                repo.transition(s, msg, states.FAILED, f"refusing to sign with the wrong card: {exc}")
+                msg.errors = [{"rule": "card", "message": str(exc)}]
+            except (SignerError, envelope.EnvelopeError) as exc:
                 repo.transition(s, msg, states.FAILED, f"signing failed: {exc}")
                 msg.errors = [{"rule": "sign", "message": str(exc)}]
             s.commit()

@@ -233,3 +233,28 @@ def test_random_kills_under_load_lose_and_duplicate_nothing(tmp_path, pki):
         assert {r["state"] for r in ws.status()} == {"closed"} and len(ws.status()) == 40
     finally:
         ws.stop_all()
+
+
+def test_tampered_envelopes_are_answered_1004_and_1001(ws):
+    ws.drop("two.csv", csv_rows(2, prefix="TMP"))
+    held = ws.swgw("run", "--drain", "--timeout", "4")  # no peer yet: the envelopes wait on the exchange
+    assert held.returncode == 1
+    sent = {r["key"]: r["cop_msg_id"] for r in ws.status()}
+    data_file = ws.exchange / "to-sw" / f"{sent['TMP0000000']}.xml"
+    sig_file = ws.exchange / "to-sw" / f"{sent['TMP0000001']}.xml"
+    root = etree.parse(str(data_file)).getroot()
+    data = root.find(f"{DXP}Data")
+    data.text = base64.b64encode(base64.b64decode(data.text).replace(b"<GQty>10</GQty>", b"<GQty>99</GQty>")).decode()
+    data_file.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    root = etree.parse(str(sig_file)).getroot()
+    sv = root.find(".//{http://www.w3.org/2000/09/xmldsig#}SignatureValue")
+    raw = bytearray(base64.b64decode(sv.text))
+    raw[5] ^= 0xFF
+    sv.text = base64.b64encode(bytes(raw)).decode()
+    sig_file.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    ws.start_sandbox()
+    drain(ws)
+    states = {r["key"]: (r["state"], r["last_receipt"]) for r in ws.status()}
+    assert states["TMP0000000"][0] == "rejected" and "DxpRep 1004" in states["TMP0000000"][1]
+    assert states["TMP0000001"][0] == "rejected" and "DxpRep 1001" in states["TMP0000001"][1]
+    assert ws.received_envelopes() == [], "the peer accepted neither"

@@ -1,0 +1,178 @@
+"""Test support shared by every test folder: a workspace with its own config, and the daemon
+and sandbox as real processes. (A module, not a conftest, so tests/card/ can import it too.)"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DXP_XSD = SHARED / "reference" / "dxp" / "dxp-terminal-node-202205.xsd"
+SAMPLE_CSV = ROOT / "samples" / "declaration.csv"
+
+
+class Workspace:
+    def __init__(self, root: Path, pki: dict, store_url: str | None = None, **opts):
+        self.root = root
+        self.var = root / "var"
+        self.inbox = root / "inbox" / "declaration"
+        self.outbox = root / "outbox" / "declaration"
+        self.received = self.var / "sandbox" / "received"
+        self.exchange = self.var / "exchange"
+        shutil.copytree(pki["ca_dir"], self.var / "sandbox" / "ca")
+        (self.var / "keys").mkdir(parents=True)
+        shutil.copy(pki["key"], self.var / "keys" / "operator.key")
+        shutil.copy(pki["cert"], self.var / "keys" / "operator.pem")
+        self.config = root / "gateway.toml"
+        self.sandbox_config = root / "sandbox.toml"
+        self.store_url = store_url or f"sqlite:///{self.var / 'swgw.db'}"
+        self.write_config(**opts)
+        self.procs: list[subprocess.Popen] = []
+
+    def write_config(self, stable_seconds=0.3, sandbox_mode="off", poll=0.1, channels='["L", "J", "P", "R"]',
+                     delay=0.05, extra_rules=""):
+        self.config.write_text(textwrap.dedent(f"""
+            [gateway]
+            var_dir = "var"
+            poll_interval = {poll}
+            unmatched_outbox = "outbox/unmatched"
+            [store]
+            url = "{self.store_url}"
+            url_env = "SWGW_TEST_NO_OVERRIDE"
+            [log]
+            format = "json"
+            level = "info"
+            [[enterprise]]
+            code = "91210200MA0QC8N67X"
+            name = "大连远洋五金进出口有限公司"
+            customs_code = "2102930001"
+            dxp_sender_id = "DXPENT0000012345"
+              [[enterprise.operators]]
+              name = "王丹"
+              signer = "op"
+            [signers.op]
+            kind = "software"
+            key_file = "var/keys/operator.key"
+            cert_file = "var/keys/operator.pem"
+            media_no = "8930000012345"
+            holder = "王丹"
+            enterprise = "91210200MA0QC8N67X"
+            [transports.exchange]
+            kind = "folder"
+            outgoing = "var/exchange/to-sw"
+            incoming = "var/exchange/from-sw"
+            [documents.declaration]
+            inbox = "inbox/declaration"
+            outbox = "outbox/declaration"
+            mapping = "{ROOT / 'mappings' / 'declaration-csv.toml'}"
+            transport = "exchange"
+            stable_seconds = {stable_seconds}
+            [sandbox]
+            mode = "{sandbox_mode}"
+            config = "sandbox.toml"
+            """))
+        self.sandbox_config.write_text(textwrap.dedent(f"""
+            [peer]
+            archive_dir = "var/sandbox/received"
+            trust = ["var/sandbox/ca/ca.pem"]
+            poll_interval = 0.05
+            [transport]
+            kind = "folder"
+            outgoing = "var/exchange/from-sw"
+            incoming = "var/exchange/to-sw"
+            [declaration]
+            channels = {channels}
+            import_delay = {delay}
+            delay = {delay}
+            [[declaration.rules]]
+            when = {{ ClientSeqNo = "^REJ" }}
+            channels = ["L", "E"]
+            note = "申报要素不全"
+            {extra_rules}
+            """))
+
+    # -- processes --------------------------------------------------------------------
+    def swgw(self, *args, env=None, check=False, timeout=120) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "gateway.cli", *args]
+        if args and args[0] != "sandbox" and "--config" not in args:
+            cmd += ["--config", str(self.config)]
+        proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})})
+        if check and proc.returncode != 0:
+            raise AssertionError(f"swgw {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def start(self, *args, env=None) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "gateway.cli", *args]
+        proc = subprocess.Popen(cmd, cwd=self.root, env={**os.environ, **(env or {})},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.procs.append(proc)
+        return proc
+
+    def start_sandbox(self) -> subprocess.Popen:
+        return self.start("sandbox", "--config", str(self.sandbox_config))
+
+    def start_daemon(self, env=None) -> subprocess.Popen:
+        return self.start("run", "--config", str(self.config), env=env)
+
+    def stop_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    # -- looking ----------------------------------------------------------------------
+    def drop(self, name: str, data: bytes | str) -> Path:
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        tmp = self.inbox / f".{name}.part"
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, self.inbox / name)
+        return self.inbox / name
+
+    def received_envelopes(self) -> list[Path]:
+        return sorted(self.received.glob("*.xml")) if self.received.exists() else []
+
+    def outbox_files(self) -> list[str]:
+        return sorted(p.name for p in self.outbox.glob("*.xml")) if self.outbox.exists() else []
+
+    def status(self) -> list[dict]:
+        import json
+
+        return json.loads(self.swgw("status", "--json", check=True).stdout)
+
+
+def wait_for(predicate, timeout=30.0, interval=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def csv_rows(n_decls: int, lines: int = 2, prefix: str = "T") -> str:
+    """A declaration CSV in the reference layout with n_decls declarations of `lines` goods each."""
+    header = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()[0]
+    template = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()[1].split(",")
+    cols = header.split(",")
+    out = [header]
+    for d in range(n_decls):
+        for g in range(1, lines + 1):
+            row = dict(zip(cols, template))
+            row["client_seq_no"] = f"{prefix}{d:07d}"
+            row["item_no"] = str(g)
+            row["qty"], row["unit_price"], row["total"] = "10", "2.5", "25"
+            row["container_no"] = f"CSLU{d % 10000000:07d}"
+            out.append(",".join(row[c] for c in cols))
+    return "\n".join(out) + "\n"
