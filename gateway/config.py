@@ -195,14 +195,41 @@ def _resolve_store_url(cfg: Config, base: Path) -> None:
         cfg.store.url = prefix + os.path.normpath(base / url[len(prefix):])
 
 
-def load(path: str | os.PathLike) -> Config:
-    path = Path(path)
+def _merge(base: dict, over: dict) -> dict:
+    """Deep-merge `over` into `base`. A table that names its `kind` replaces the base table
+    (a pcsc signer is not a software signer with extra keys); lists replace."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and "kind" not in value:
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """Read a config file, following `extends = "other.toml"` (relative to the file)."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: extends itself through {' -> '.join(str(p) for p in seen)}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    base_path = path.parent / parent
+    if base_path.resolve().parent != path.resolve().parent:
+        raise ConfigError(f"{path}: extends must name a file in the same folder, got {parent!r}")
+    return _merge(_read(base_path, (*seen, path.resolve())), raw)
+
+
+def load(path: str | os.PathLike) -> Config:
+    """Load a config; `extends = "gateway.toml"` layers this file over another in its folder."""
+    path = Path(path)
+    raw = _read(path)
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:

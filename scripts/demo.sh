@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# make demo: put the sample ERP exports into the inbox and run the daemon until every
-# declaration is answered, then show where things are.
+# make demo: put the sample ERP exports into the inbox and run the daemon until every document
+# is answered, then show where things are. Signs with a virtual card over PC/SC when pcscd and
+# vsmartcard-vpcd are installed, else with the software key of the embedded default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for f in samples/*.csv; do
-  type=$(basename "$f" .csv)
+for f in samples/*.*; do
+  name=$(basename "$f"); type=${name%%.*}
   mkdir -p "inbox/$type"
   cp "$f" "inbox/$type/"
 done
-.venv/bin/swgw run --drain --config config/gateway.toml --timeout 120
+config=config/gateway.toml
+if .venv/bin/python -c "from card import testbed; testbed.check_installed()" 2>/dev/null; then
+  mkdir -p var/card
+  [ -s var/card/pin ] || (umask 077; echo 123456 > var/card/pin)
+  if .venv/bin/python -m card.testbed up --dir var/card --media-no 8930000012345 --holder 王丹 \
+       --enterprise 91210200MA0QC8N67X --pin-file var/card/pin; then
+    trap '.venv/bin/python -m card.testbed down --dir var/card >/dev/null' EXIT
+    config=config/gateway-card.toml
+    echo "signing with the virtual card over PC/SC ($config)"
+  fi
+else
+  echo "pcscd/vsmartcard-vpcd not installed: signing with the software key ($config)"
+fi
+.venv/bin/swgw run --drain --config "$config" --timeout 120
 echo
-.venv/bin/swgw status --config config/gateway.toml
+.venv/bin/swgw status --config "$config"
 echo
-echo "receipts for consumers: outbox/declaration/ ($(ls outbox/declaration | wc -l) files)"
+echo "receipts for consumers: outbox/ ($(find outbox -name '*.xml' | wc -l) files)"
 echo "what the Single Window received: var/sandbox/received/"
 echo "one declaration's whole story: .venv/bin/swgw trace DL2026110100001"

@@ -19,3 +19,22 @@ def test_every_path_is_relative_to_the_config_file(tmp_path, monkeypatch):
     assert sb.peer.trust == [ROOT / "var" / "sandbox" / "ca" / "ca.pem"], "paths inside lists resolve too"
     assert sb.transport.incoming == ROOT / "var" / "exchange" / "to-sw"
     assert Path(os.getcwd()) == tmp_path
+
+
+def test_extends_layers_a_config_and_a_kind_replaces_the_table():
+    cfg = load(ROOT / "config" / "gateway-card.toml")
+    signer = cfg.signers["operator-card"]
+    assert signer.kind == "pcsc" and signer.pin.file == ROOT / "var" / "card" / "pin"
+    assert not hasattr(signer, "key_file"), "the software signer's keys are not merged into the card"
+    assert cfg.documents["declaration"].inbox == ROOT / "inbox" / "declaration", "the rest comes from the base"
+
+
+def test_extends_loop_is_refused(tmp_path):
+    import pytest
+
+    from gateway.config import ConfigError
+
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+    with pytest.raises(ConfigError, match="extends itself"):
+        load(tmp_path / "a.toml")

@@ -39,6 +39,7 @@ class Peer:
         self.dxp_schema = envelope.schema(XSD_DIR)
         self.schemas = {"DecMessage": Schema(XSD_DIR / "declaration.xsd")}
         self._families: dict = {}
+        self._unreadable: set[Path] = set()
         self._queue: list[Scheduled] = []
         self._seq = itertools.count()
         self._counter = itertools.count(len(list(self.archive.glob("*.xml"))) + 1)
@@ -134,7 +135,9 @@ class Peer:
             try:
                 ca = path.read_bytes()
             except OSError as exc:
-                log.error("trusted CA unreadable", path=str(path), error=exc.strerror)
+                if path not in self._unreadable:
+                    self._unreadable.add(path)
+                    log.warning("trusted CA unreadable; skipped", path=str(path), error=exc.strerror)
                 continue
             try:
                 crypto.verify_issued_by(cert, ca)
