@@ -16,7 +16,8 @@ def test_every_path_is_relative_to_the_config_file(tmp_path, monkeypatch):
     assert cfg.signers["operator-card"].key_file == ROOT / "var" / "keys" / "operator.key"
     assert cfg.store.url == f"sqlite:///{ROOT / 'var' / 'swgw.db'}"
     sb = settings.load(ROOT / "config" / "sandbox.toml")
-    assert sb.peer.trust == [ROOT / "var" / "sandbox" / "ca" / "ca.pem"], "paths inside lists resolve too"
+    assert sb.peer.trust == [ROOT / "var" / "sandbox" / "ca" / "ca.pem", ROOT / "var" / "card" / "ca.pem"], \
+        "paths inside lists resolve too"
     assert sb.transport.incoming == ROOT / "var" / "exchange" / "to-sw"
     assert Path(os.getcwd()) == tmp_path
 
