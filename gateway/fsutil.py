@@ -10,11 +10,12 @@ class UnsafePath(Exception):
     pass
 
 
-def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, fsync: bool = True, sync_dir: bool = True) -> None:
     """Write `data` to `path` so readers see the whole file or nothing.
 
     The temp file is a dot-file in the same folder (readers skip dot-files), then
-    renamed over the target. With fsync the data and the rename survive a crash.
+    renamed over the target. With fsync the data and the rename survive a crash; a
+    caller writing many files may pass sync_dir=False and call fsync_dir once after.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
@@ -24,7 +25,7 @@ def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
             fh.flush()
             os.fsync(fh.fileno())
     os.replace(tmp, path)
-    if fsync:
+    if fsync and sync_dir:
         fsync_dir(path.parent)
 
 

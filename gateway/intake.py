@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from lxml import etree
 from sqlalchemy import select
 
-from gateway import faults, fsutil
+from gateway import faults, fsutil, metrics
 from gateway.documents.base import Context
 from gateway.log import get_logger
 from gateway.mapping.engine import Mapped
@@ -22,7 +22,7 @@ from gateway.mapping.errors import FieldError, InputError
 from gateway.runtime import DocType, Runtime
 from gateway.sources.folder import Claimed
 from gateway.store import repo, states
-from gateway.store.models import IntakeFile, Message
+from gateway.store.models import IntakeFile, Message, MessageKey
 
 log = get_logger("intake")
 TAKEN = ("accepted", "partial", "duplicate")
@@ -84,9 +84,17 @@ def _map_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: s
         return report
     report["encoding"] = table.encoding
     s.flush()
-    for mapped in groups:
-        outcome = prepare(rt, dt, s, mapped, intake.id, claimed.name)
-        report[outcome["bucket"]].append(outcome["entry"])
+    existing = repo.by_keys(s, dt.key, [m.key for m in groups])
+    created = []
+    with s.no_autoflush:
+        for mapped in groups:
+            outcome = prepare(rt, dt, s, mapped, intake.id, claimed.name, existing=existing)
+            report[outcome["bucket"]].append(outcome["entry"])
+            if "_msg" in outcome:
+                created.append((outcome["entry"], outcome.pop("_msg")))
+    s.flush()  # one round of INSERTs for the whole file
+    for entry, msg in created:
+        entry["message"] = msg.id
     if not report["rejected"]:
         report["outcome"] = "accepted"
     elif report["accepted"] or report["duplicates"]:
@@ -135,15 +143,22 @@ def evaluate(rt: Runtime, dt: DocType, mapped: Mapped) -> Evaluation:
     return Evaluation(mapped, ent.code if ent else mapped.enterprise, op.signer if op else "", document, errors)
 
 
-def prepare(rt: Runtime, dt: DocType, s, mapped: Mapped, intake_id: int | None, file_name: str) -> dict:
-    """Evaluate one document and store it as prepared, or invalid with its errors."""
+def prepare(rt: Runtime, dt: DocType, s, mapped: Mapped, intake_id: int | None, file_name: str,
+            existing: dict | None = None) -> dict:
+    """Evaluate one document and store it as prepared, or invalid with its errors.
+
+    `existing` (from repo.by_keys) lets a caller look up many keys in one query; the
+    message ids in the returned entry are then filled by the caller after its flush."""
     ev = evaluate(rt, dt, mapped)
     errors, document, enterprise = ev.errors, ev.document, ev.enterprise
     content_sha = hashlib.sha256(document or repr(sorted(mapped.rows)).encode()).hexdigest()
     source_ref = f"{file_name} rows {_rows(mapped.rows)}"
+    batch = existing is not None
+    if existing is None:
+        existing = repo.by_keys(s, dt.key, [mapped.key])
 
     if not errors:
-        for prior in repo.by_key(s, dt.key, enterprise, mapped.key):
+        for prior in existing.get((enterprise, mapped.key), []):
             if prior.state == states.INVALID:
                 continue
             if prior.content_sha256 == content_sha:
@@ -158,20 +173,26 @@ def prepare(rt: Runtime, dt: DocType, s, mapped: Mapped, intake_id: int | None, 
     msg = Message(doc_type=dt.key, enterprise=enterprise[:40], business_key=mapped.key[:100],
                   cop_msg_id=uuid.uuid4().hex, state=states.RECEIVED, intake_file_id=intake_id,
                   source_ref=source_ref[:400], content_sha256=content_sha, document=document,
-                  signer=ev.signer, transport=dt.transport)
+                  signer=ev.signer, transport=dt.transport, attempts=0, last_receipt="",
+                  keys=[MessageKey(name=dt.family.key_name, value=mapped.key)])
     s.add(msg)
-    s.flush()
     repo.note(s, msg, "received", source_ref)
-    repo.add_key(msg, dt.family.key_name, mapped.key)
     if errors:
         msg.errors = [e.to_dict() for e in errors]
         repo.transition(s, msg, states.INVALID, f"{len(errors)} error(s): " + "; ".join(
             e.located(file_name) for e in errors[:3]))
-        return {"bucket": "rejected", "entry": {"key": mapped.key, "message": msg.id, "rows": mapped.rows,
-                                                "errors": msg.errors}}
-    repo.transition(s, msg, states.PREPARED, f"mapped and validated ({dt.mapping.path.name}, {dt.family.xsd_name})")
-    return {"bucket": "accepted", "entry": {"key": mapped.key, "message": msg.id, "cop_msg_id": msg.cop_msg_id,
-                                            "rows": mapped.rows}}
+        result = {"bucket": "rejected", "entry": {"key": mapped.key, "rows": mapped.rows, "errors": msg.errors}}
+    else:
+        repo.transition(s, msg, states.PREPARED,
+                        f"mapped and validated ({dt.mapping.path.name}, {dt.family.xsd_name})")
+        result = {"bucket": "accepted", "entry": {"key": mapped.key, "cop_msg_id": msg.cop_msg_id,
+                                                  "rows": mapped.rows}}
+    if batch:
+        result["_msg"] = msg
+    else:
+        s.flush()
+        result["entry"]["message"] = msg.id
+    return result
 
 
 def _rows(rows: list[int]) -> str:
@@ -188,6 +209,8 @@ def run_once(rt: Runtime, recover: bool = False) -> int:
     for dt in rt.doc_types.values():
         claimed = dt.source.recover() if recover else dt.source.poll()
         for c in claimed:
-            take_file(rt, dt, c)
+            with metrics.timed("intake"):
+                report = take_file(rt, dt, c)
+            metrics.count("intake", len(report.get("accepted", [])) + len(report.get("rejected", [])))
             n += 1
     return n

@@ -14,7 +14,7 @@ import hashlib
 from lxml import etree
 
 from card.signer import CardAbsent, CardMismatch, PinError, SignerError
-from gateway import alarms, envelope, faults, signing, xmlsafe
+from gateway import alarms, envelope, faults, fsutil, metrics, signing, xmlsafe
 from gateway.log import get_logger
 from gateway.receipts import correlate as correlation
 from gateway.receipts import parse as receipt_parse
@@ -33,6 +33,7 @@ def _now() -> dt.datetime:
 
 # -- sign ---------------------------------------------------------------------------
 def sign_batch(rt: Runtime, limit: int = 200) -> int:
+    """Sign up to `limit` prepared messages; one commit for the batch (a crash re-signs, never re-sends)."""
     if rt.signing_halted:
         return 0
     done = 0
@@ -40,12 +41,9 @@ def sign_batch(rt: Runtime, limit: int = 200) -> int:
         for msg in repo.in_state(s, states.PREPARED, limit):
             try:
                 _sign_one(rt, s, msg)
-                s.commit()
-                faults.hit("after-sign-commit")
                 done += 1
             except CardAbsent as exc:
                 repo.note(s, msg, "parked", f"card absent, message waits unsigned: {exc}")
-                s.commit()
                 log.warning("card absent; signing parked", signer=msg.signer)
                 break
             except PinError as exc:
@@ -62,7 +60,9 @@ def sign_batch(rt: Runtime, limit: int = 200) -> int:
             except (SignerError, envelope.EnvelopeError) as exc:
                 repo.transition(s, msg, states.FAILED, f"signing failed: {exc}")
                 msg.errors = [{"rule": "sign", "message": str(exc)}]
-            s.commit()
+        s.commit()
+        if done:
+            faults.hit("after-sign-commit")
     return done
 
 
@@ -96,7 +96,11 @@ def _sign_one(rt: Runtime, s, msg: Message) -> None:
 
 # -- transmit -----------------------------------------------------------------------
 def transmit_batch(rt: Runtime, limit: int = 200) -> int:
-    done = 0
+    """Send signed messages; after the transports make them durable, record them sent in one commit.
+
+    A crash between sending and the commit re-sends those messages with the same name and
+    CopMsgId; the peer drops the true duplicates."""
+    sent = []
     with rt.sessions() as s:
         for msg in repo.in_state(s, states.SIGNED, limit):
             transport = rt.transports[msg.transport]
@@ -107,20 +111,23 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
                 transport.send(item)
             except TransportError as exc:
                 repo.note(s, msg, "transmit-error", f"{transport.name}: {exc}")
-                s.commit()
                 log.warning("transmit failed", transport=transport.name, error=str(exc))
                 if exc.retryable:
                     break
                 continue
             faults.hit("after-send")
+            sent.append((msg, transport, item))
+        for transport in {id(t): t for _, t, _ in sent}.values():
+            transport.flush()
+        for msg, transport, item in sent:
             repo.transition(s, msg, states.SENT, f"sent via {transport.name} as {item.name}")
-            s.commit()
-            done += 1
-    return done
+        s.commit()
+    return len(sent)
 
 
 # -- receive ------------------------------------------------------------------------
 def receive_batch(rt: Runtime, limit: int = 200) -> int:
+    """Store a batch of receipts in one commit, then remove them from the exchange."""
     done = 0
     for name, transport in rt.transports.items():
         try:
@@ -128,75 +135,95 @@ def receive_batch(rt: Runtime, limit: int = 200) -> int:
         except TransportError as exc:
             log.warning("receive failed", transport=name, error=str(exc))
             continue
+        if not incoming:
+            continue
+        with rt.sessions() as s, s.no_autoflush:
+            seen: set[str] = set()
+            for item in incoming:
+                store_receipt(rt, s, name, item.name, item.data, seen)
+                faults.hit("before-receipt-commit")
+            s.commit()
+        faults.hit("after-receipt-commit")
         for item in incoming:
-            store_receipt(rt, name, item.name, item.data)
-            faults.hit("after-receipt-commit")
             transport.ack(item.ref)
-            done += 1
+        done += len(incoming)
     return done
 
 
-def store_receipt(rt: Runtime, transport: str, remote_name: str, data: bytes) -> Receipt | None:
-    """Parse, correlate and commit one receipt (before it is removed from the exchange)."""
+def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
+                  seen: set[str] | None = None) -> Receipt | None:
+    """Parse, correlate and record one receipt in session `s` (the caller commits)."""
     sha = hashlib.sha256(data).hexdigest()
-    with rt.sessions.begin() as s:
-        if s.query(Receipt.id).filter(Receipt.sha256 == sha).first():
-            return None  # redelivered: stored already
-        try:
-            parsed = receipt_parse.parse(data)
-        except receipt_parse.ReceiptError as exc:
-            rec = Receipt(transport=transport, remote_name=remote_name[:400], sha256=sha, kind="unreadable",
-                          summary=str(exc)[:500], raw=data)
-            s.add(rec)
-            repo.note(s, None, "receipt-unreadable", f"{remote_name}: {exc}")
-            log.warning("unreadable receipt kept", name=remote_name, error=str(exc))
-            return rec
-        msg = correlation.correlate(s, parsed)
-        rec = Receipt(transport=transport, remote_name=remote_name[:400], sha256=sha, kind=parsed.kind,
-                      doc_type=parsed.doc_type or (msg.doc_type if msg else ""), fields=parsed.fields,
-                      raw=parsed.payload or data, message_id=msg.id if msg else None)
+    seen = set() if seen is None else seen
+    if sha in seen or s.query(Receipt.id).filter(Receipt.sha256 == sha).first():
+        return None  # redelivered: stored already
+    seen.add(sha)
+    try:
+        parsed = receipt_parse.parse(data)
+    except receipt_parse.ReceiptError as exc:
+        rec = Receipt(transport=transport, remote_name=remote_name[:400], sha256=sha, kind="unreadable",
+                      summary=str(exc)[:500], raw=data)
         s.add(rec)
-        if msg is None:
-            rec.summary = f"matches no message (keys {parsed.refs})"[:500]
-            repo.note(s, None, "receipt-unmatched", f"{parsed.kind} {remote_name}: keys {parsed.refs}")
-            log.warning("receipt matches no message; kept", kind=parsed.kind, keys=parsed.refs)
-            return rec
-        fam = rt.doc_types[msg.doc_type].family if msg.doc_type in rt.doc_types else None
-        outcome = fam.on_receipt(parsed.kind, parsed.fields, msg.state) if fam else None
-        summary = outcome.summary if outcome else parsed.kind
-        rec.summary = summary[:500]
-        s.flush()
-        repo.note(s, msg, "receipt", f"{parsed.kind}: {summary} (receipt {rec.id})")
-        if outcome:
-            for k, v in outcome.keys.items():
-                repo.add_key(msg, k, v)
-            if outcome.state and outcome.state != msg.state:
-                repo.transition(s, msg, outcome.state, summary)
-        msg.last_receipt = f"{parsed.kind}: {summary}"[:300]
-        msg.updated_at = utcnow()
-        faults.hit("before-receipt-commit")
+        repo.note(s, None, "receipt-unreadable", f"{remote_name}: {exc}")
+        log.warning("unreadable receipt kept", name=remote_name, error=str(exc))
         return rec
+    s.flush()  # earlier receipts of this batch may have added the keys this one correlates by
+    msg = correlation.correlate(s, parsed)
+    rec = Receipt(transport=transport, remote_name=remote_name[:400], sha256=sha, kind=parsed.kind,
+                  doc_type=parsed.doc_type or (msg.doc_type if msg else ""), fields=parsed.fields,
+                  raw=parsed.payload or data, message_id=msg.id if msg else None)
+    s.add(rec)
+    if msg is None:
+        rec.summary = f"matches no message (keys {parsed.refs})"[:500]
+        repo.note(s, None, "receipt-unmatched", f"{parsed.kind} {remote_name}: keys {parsed.refs}")
+        log.warning("receipt matches no message; kept", kind=parsed.kind, keys=parsed.refs)
+        return rec
+    fam = rt.doc_types[msg.doc_type].family if msg.doc_type in rt.doc_types else None
+    outcome = fam.on_receipt(parsed.kind, parsed.fields, msg.state) if fam else None
+    summary = outcome.summary if outcome else parsed.kind
+    rec.summary = summary[:500]
+    s.flush()
+    repo.note(s, msg, "receipt", f"{parsed.kind}: {summary} (receipt {rec.id})")
+    if outcome:
+        for k, v in outcome.keys.items():
+            repo.add_key(msg, k, v)
+        if outcome.state and outcome.state != msg.state:
+            repo.transition(s, msg, outcome.state, summary)
+    msg.last_receipt = f"{parsed.kind}: {summary}"[:300]
+    msg.updated_at = utcnow()
+    return rec
 
 
 # -- route --------------------------------------------------------------------------
 def route_batch(rt: Runtime, limit: int = 500) -> int:
-    done = 0
+    """Write stored receipts to the outbox folders, then record them routed in one commit."""
+    routed = []
     with rt.sessions() as s:
         for rec in repo.unrouted_receipts(s, limit):
             msg = s.get(Message, rec.message_id) if rec.message_id else None
             doc_type = rec.doc_type or (msg.doc_type if msg else "")
             dt_ = rt.doc_types.get(doc_type)
             outbox = dt_.outbox if dt_ and msg is not None else rt.config.gateway.unmatched_outbox
-            path = routing.route_to_folder(outbox, rec, msg, rec.raw, fsync=True)
+            path = routing.route_to_folder(outbox, rec, msg, rec.raw, fsync=True, sync_dir=False)
             faults.hit("after-route-write")
+            routed.append((rec, msg, path))
+        for folder in {p.parent for _, _, p in routed}:
+            fsutil.fsync_dir(folder)
+        for rec, msg, path in routed:
             rec.routed_at = utcnow()
             if msg is not None:
                 repo.note(s, msg, "routed", f"{rec.kind} receipt {rec.id} -> {path}")
-            s.commit()
-            done += 1
-    return done
+        s.commit()
+    return len(routed)
+
+
+STAGES = (("sign", sign_batch), ("transmit", transmit_batch), ("receive", receive_batch), ("route", route_batch))
 
 
 def step(rt: Runtime) -> int:
     """One pass of every stage after intake. Returns how much work was done."""
-    return sign_batch(rt) + transmit_batch(rt) + receive_batch(rt) + route_batch(rt)
+    done = 0
+    for name, stage in STAGES:
+        with metrics.timed(name):
+            done += metrics.count(name, stage(rt))
+    return done

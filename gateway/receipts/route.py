@@ -20,7 +20,8 @@ def file_name(receipt: Receipt, message: Message | None) -> str:
     return f"{_SAFE.sub('_', key)}.{receipt.kind}.{receipt.id:08d}.xml"
 
 
-def route_to_folder(outbox: Path, receipt: Receipt, message: Message | None, payload: bytes, fsync: bool) -> Path:
+def route_to_folder(outbox: Path, receipt: Receipt, message: Message | None, payload: bytes, fsync: bool,
+                    sync_dir: bool = True) -> Path:
     path = Path(outbox) / file_name(receipt, message)
-    fsutil.atomic_write(path, payload, fsync=fsync)
+    fsutil.atomic_write(path, payload, fsync=fsync, sync_dir=sync_dir)
     return path

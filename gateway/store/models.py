@@ -15,7 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
 
 ID = BigInteger().with_variant(Integer, "sqlite")
 
@@ -66,6 +66,8 @@ class Message(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     keys: Mapped[list[MessageKey]] = relationship(back_populates="message", cascade="all, delete-orphan")
+    # write-only: appending an event never loads a message's whole history
+    events: WriteOnlyMapped[Event] = relationship(passive_deletes=True)
     __table_args__ = (
         Index("ix_messages_state", "state"),
         Index("ix_messages_key", "doc_type", "enterprise", "business_key"),

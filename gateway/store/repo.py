@@ -8,19 +8,33 @@ from gateway.store.models import Event, Message, MessageKey, Receipt, utcnow
 
 
 def transition(session: Session, msg: Message, to_state: str, detail: str = "") -> None:
-    session.add(Event(message_id=msg.id, kind="state", from_state=msg.state, to_state=to_state, detail=detail))
+    msg.events.add(Event(kind="state", from_state=msg.state, to_state=to_state, detail=detail))
     msg.state = to_state
     msg.updated_at = utcnow()
 
 
 def note(session: Session, msg: Message | None, kind: str, detail: str) -> None:
-    session.add(Event(message_id=msg.id if msg else None, kind=kind, from_state=msg.state if msg else "",
-                      to_state=msg.state if msg else "", detail=detail))
+    event = Event(kind=kind, from_state=msg.state if msg else "", to_state=msg.state if msg else "", detail=detail)
+    if msg is None:
+        session.add(event)
+    else:
+        msg.events.add(event)
 
 
 def add_key(msg: Message, name: str, value: str) -> None:
     if value and not any(k.name == name and k.value == value for k in msg.keys):
         msg.keys.append(MessageKey(name=name, value=value))
+
+
+def by_keys(session: Session, doc_type: str, keys: list[str]) -> dict[tuple[str, str], list[Message]]:
+    """Existing messages for many business keys at once: (enterprise, key) -> messages."""
+    out: dict[tuple[str, str], list[Message]] = {}
+    for chunk in range(0, len(keys), 500):
+        q = select(Message).where(Message.doc_type == doc_type,
+                                  Message.business_key.in_(keys[chunk:chunk + 500])).order_by(Message.id)
+        for m in session.scalars(q):
+            out.setdefault((m.enterprise, m.business_key), []).append(m)
+    return out
 
 
 def in_state(session: Session, state: str, limit: int, doc_type: str | None = None) -> list[Message]:

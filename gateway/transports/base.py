@@ -63,6 +63,9 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def ack(self, ref: str) -> None: ...
 
+    def flush(self) -> None:
+        """Make everything sent so far durable at the peer (called before recording it as sent)."""
+
     def check(self) -> list[Check]:
         return []
 

@@ -26,9 +26,14 @@ class FolderTransport(Transport):
 
     def send(self, item: Outgoing) -> None:
         try:
-            fsutil.atomic_write(fsutil.inside(self.outgoing, item.name), item.data, fsync=self.fsync)
+            fsutil.atomic_write(fsutil.inside(self.outgoing, item.name), item.data, fsync=self.fsync,
+                                sync_dir=False)
         except OSError as exc:
             raise TransportError(f"folder {self.outgoing}: cannot write {item.name}: {exc.strerror}") from None
+
+    def flush(self) -> None:
+        if self.fsync:
+            fsutil.fsync_dir(self.outgoing)
 
     def receive(self, limit: int = 100) -> list[Incoming]:
         out = []

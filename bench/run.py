@@ -1,0 +1,194 @@
+"""make bench: swgw's throughput and latency against a same-run baseline.
+
+Prints a table; every rate is also given as a ratio to the baseline measured in the same run.
+Scenarios: baseline (tight loop), drop->sent and drop->final on the embedded default, latency at a
+steady offered rate, the receipt path, and (when the PC/SC stack is installed) card-bound mode.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import baseline  # noqa: E402
+import harness  # noqa: E402
+import workload  # noqa: E402
+from gateway import metrics  # noqa: E402
+
+RESULTS: dict[str, dict] = {}
+
+
+def say(name: str, **values) -> None:
+    RESULTS[name] = values
+    parts = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+    print(f"{name:<34} {parts}", flush=True)
+
+
+def stage_report(before: dict, after: dict) -> str:
+    rows = []
+    total = 0.0
+    for stage, v in after.items():
+        secs = v.get("seconds", 0) - before.get(stage, {}).get("seconds", 0)
+        items = v.get("items", 0) - before.get(stage, {}).get("items", 0)
+        total += secs
+        rows.append((stage, secs, items))
+    return "; ".join(f"{s} {t:.2f}s" + (f" ({t / i * 1000:.2f} ms/item)" if i else "") for s, t, i in rows
+                     if t > 0.005) + f"; total {total:.2f}s"
+
+
+def bench_baseline(tmp: Path, keys, files) -> float:
+    n, secs = baseline.run(files, keys, tmp / "baseline-out")
+    rate = n / secs
+    say("baseline (tight loop)", declarations=n, per_s=rate)
+    return rate
+
+
+def bench_drop_to_sent(tmp: Path, keys, files, base_rate: float, name="embedded drop->sent", **site_opts) -> None:
+    site = harness.Site(tmp / name.replace(" ", "_").replace(">", ""), keys, **site_opts)
+    rt, daemon = site.open()
+    n = sum(len(k) for _, _, k in files)
+    running = harness.Running(daemon)
+    before = metrics.snapshot()
+    dropped = {}
+    t0 = time.time()
+    for fname, text, keys_ in files:
+        at = site.drop(fname, text)
+        dropped.update({k: at for k in keys_})
+    harness.wait_count(site, "sent", n)
+    sent = site.event_times("sent")
+    t_end = max(sent.values())
+    after = metrics.snapshot()
+    running.stop()
+    lat = [sent[k] - dropped[k] for k in sent]
+    rate = n / (t_end - t0)
+    say(name, declarations=n, per_s=rate, ratio_to_baseline=rate / base_rate, latency=harness.summary(lat))
+    print(f"    where the time goes: {stage_report(before, after)}")
+
+
+def bench_drop_to_final(tmp: Path, keys, files, base_rate: float) -> None:
+    site = harness.Site(tmp / "final", keys, sandbox=True)
+    rt, daemon = site.open()
+    n = sum(len(k) for _, _, k in files)
+    running = harness.Running(daemon)
+    dropped = {}
+    t0 = time.time()
+    for fname, text, keys_ in files:
+        at = site.drop(fname, text)
+        dropped.update({k: at for k in keys_})
+    harness.wait_count(site, "closed", n)
+    closed = site.event_times("closed")
+    running.stop()
+    lat = [closed[k] - dropped[k] for k in closed]
+    rate = n / (max(closed.values()) - t0)
+    say("embedded drop->final receipt", declarations=n, per_s=rate, ratio_to_baseline=rate / base_rate,
+        latency=harness.summary(lat))
+
+
+def bench_offered(tmp: Path, keys, rate: float, seconds: float) -> None:
+    site = harness.Site(tmp / "offered", keys)
+    rt, daemon = site.open()
+    files = workload.files(int(rate * seconds), 1, "OFR", seed=11)
+    running = harness.Running(daemon)
+    dropped = {}
+    start = time.time()
+    for i, (fname, text, keys_) in enumerate(files):
+        target = start + i / rate
+        delay = target - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        at = site.drop(fname, text)
+        dropped.update({k: at for k in keys_})
+    harness.wait_count(site, "sent", len(dropped))
+    sent = site.event_times("sent")
+    running.stop()
+    lat = [sent[k] - dropped[k] for k in sent]
+    say(f"latency at {rate:.0f}/s offered", declarations=len(lat), latency=harness.summary(lat),
+        p99_ms=harness.percentile(lat, 99) * 1000)
+
+
+def bench_receipts(tmp: Path, keys, n: int) -> None:
+    """Receipts parsed, correlated, stored and routed per second (6 per declaration)."""
+    from gateway import pipeline
+    from gateway.sandbox import receipts as sb
+
+    site = harness.Site(tmp / "receipts", keys)
+    rt, daemon = site.open()
+    files = workload.files(n, 50, "RCP", seed=5)
+    running = harness.Running(daemon)
+    for fname, text, _ in files:
+        site.drop(fname, text)
+    harness.wait_count(site, "sent", n)
+    running.stop()
+    rt, daemon = site.open()
+    inbox = site.root / "var" / "exchange" / "from-sw"
+    with rt.sessions() as s:
+        from gateway.store.models import Message
+
+        msgs = [(m.cop_msg_id, m.business_key) for m in s.query(Message).all()]
+    import datetime as dt
+
+    from gateway.envelope import TransInfo
+
+    count = 0
+    for i, (cop, key) in enumerate(msgs):
+        seq = f"0900{2026}{i:010d}"
+        docs = [sb.dxp_rep("DXPENT0000012345", "0", "ok", TransInfo(cop, "DXPENT0000012345", ["X"], dt.datetime.now(), "D")),
+                sb.wrap("DXPEDCSW00000001", "DXPENT0000012345", "DecImportResponse",
+                        sb.import_response(key, seq, True, "ok"), {"ClientSeqNo": key})]
+        for ch in "LJPR":
+            docs.append(sb.wrap("DXPEDCSW00000001", "DXPENT0000012345", "DEC_DATA",
+                                sb.dec_result(seq, seq, ch, "", "0900", "20261122"), {"ClientSeqNo": key}))
+        for j, d in enumerate(docs):
+            (inbox / f"r{i:06d}-{j}.xml").write_bytes(d)
+            count += 1
+    start = time.perf_counter()
+    while True:
+        got = pipeline.receive_batch(rt, 500)
+        pipeline.route_batch(rt, 1000)
+        if not got:
+            break
+    secs = time.perf_counter() - start
+    rt.close()
+    say("receipt path", receipts=count, per_s=count / secs)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--declarations", type=int, default=2000)
+    ap.add_argument("--per-file", type=int, default=50)
+    ap.add_argument("--offered-rate", type=float, default=100)
+    ap.add_argument("--offered-seconds", type=float, default=10)
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--only", help="comma-separated scenario names")
+    args = ap.parse_args()
+    only = set(args.only.split(",")) if args.only else None
+    tmp = Path(tempfile.mkdtemp(prefix="swgw-bench-"))
+    keys = harness.make_keys(tmp / "keys")
+    files = workload.files(args.declarations, args.per_file, "BEN")
+    lines = sum(t.count("\n") - 1 for _, t, _ in files)
+    print(f"workload: {args.declarations} declarations, {lines} goods lines ({lines / args.declarations:.1f} per "
+          f"declaration, 1–50), {len(files)} files; {os.cpu_count()} cores")
+    base = bench_baseline(tmp, keys, files)
+    if not only or "sent" in only:
+        bench_drop_to_sent(tmp, keys, files, base)
+    if not only or "final" in only:
+        bench_drop_to_final(tmp, keys, files[: max(1, len(files) // 4)], base)
+    if not only or "offered" in only:
+        bench_offered(tmp, keys, args.offered_rate, args.offered_seconds)
+    if not only or "receipts" in only:
+        bench_receipts(tmp, keys, min(args.declarations, 500))
+    if args.json:
+        args.json.write_text(json.dumps(RESULTS, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
