@@ -166,6 +166,8 @@ def main() -> int:
     ap.add_argument("--per-file", type=int, default=50)
     ap.add_argument("--offered-rate", type=float, default=100)
     ap.add_argument("--offered-seconds", type=float, default=10)
+    ap.add_argument("--card-latency-ms", type=float, default=240, help="virtual card signing latency")
+    ap.add_argument("--card-declarations", type=int, default=20, help="declarations per card in card-bound mode")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--only", help="comma-separated scenario names")
     args = ap.parse_args()
@@ -185,6 +187,14 @@ def main() -> int:
         bench_offered(tmp, keys, args.offered_rate, args.offered_seconds)
     if not only or "receipts" in only:
         bench_receipts(tmp, keys, min(args.declarations, 500))
+    if not only or "cards" in only:
+        import cards
+
+        reason = cards.available()
+        if reason:
+            print(f"card-bound mode skipped: {reason} (make test installs the PC/SC stack)")
+        else:
+            cards.run(tmp, keys, args.card_latency_ms, args.card_declarations, say)
     if args.json:
         args.json.write_text(json.dumps(RESULTS, indent=2, ensure_ascii=False))
     return 0

@@ -19,6 +19,7 @@ from gateway.log import get_logger
 from gateway.runtime import Runtime
 from gateway.sandbox import settings as sandbox_settings
 from gateway.sandbox.peer import Peer, open_peer
+from gateway.signwork import SigningWorkers
 from gateway.sources import folder
 from gateway.store import states
 from gateway.store.models import Message, Receipt
@@ -39,6 +40,7 @@ class Daemon:
         self.peer: Peer | None = None
         self._peer_thread: threading.Thread | None = None
         self._peer_proc: subprocess.Popen | None = None
+        self.signing: SigningWorkers | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -59,12 +61,16 @@ class Daemon:
             else:
                 self._peer_proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "sandbox", "--config",
                                                     str(sb.config)])
+        self.signing = SigningWorkers(self.rt, self.stop)
+        self.signing.start()
         recovered = intake.run_once(self.rt, recover=True)
         if recovered:
             log.info("recovered files claimed before a restart", files=recovered)
 
     def shutdown(self) -> None:
         self.stop.set()
+        if self.signing:
+            self.signing.join()
         if self._peer_thread:
             self._peer_thread.join(timeout=5)
         if self._peer_proc:
@@ -85,7 +91,7 @@ class Daemon:
 
     # -- the loop ---------------------------------------------------------------------
     def tick(self) -> int:
-        return intake.run_once(self.rt) + pipeline.step(self.rt)
+        return intake.run_once(self.rt) + pipeline.step(self.rt, sign=self.signing is None)
 
     def run(self) -> None:
         interval = self.rt.config.gateway.poll_interval

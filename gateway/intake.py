@@ -38,6 +38,7 @@ def take_file(rt: Runtime, dt: DocType, claimed: Claimed) -> dict:
         return report
     sha = hashlib.sha256(data).hexdigest()
     faults.hit("after-claim")
+    evaluated = _evaluate_file(rt, dt, data)  # the CPU work, before any transaction
     with rt.sessions.begin() as s:
         previous = s.scalars(select(IntakeFile).where(IntakeFile.doc_type == dt.key, IntakeFile.sha256 == sha,
                                                       IntakeFile.outcome.in_(TAKEN))
@@ -53,7 +54,7 @@ def take_file(rt: Runtime, dt: DocType, claimed: Claimed) -> dict:
             s.add(IntakeFile(doc_type=dt.key, source=str(dt.source.inbox), name=claimed.name, sha256=sha,
                              size=len(data), outcome="duplicate", report=report))
         else:
-            report = _map_file(rt, dt, s, claimed, data, sha)
+            report = _store_file(rt, dt, s, claimed, data, sha, evaluated)
     faults.hit("after-intake-commit")
     if report["outcome"] in ("accepted", "duplicate"):
         dt.source.archive(claimed)
@@ -69,26 +70,33 @@ def _committed_from_work(s, previous: IntakeFile, claimed: Claimed) -> bool:
     return (previous.report or {}).get("claimed_as") == claimed.path.name
 
 
-def _map_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str) -> dict:
+def _evaluate_file(rt: Runtime, dt: DocType, data: bytes) -> tuple[str, list[Evaluation]] | InputError:
+    """Read, map and evaluate every document of a file: (encoding, evaluations), or the input error."""
+    try:
+        table = dt.mapping.read(data, dt.encoding)
+        return table.encoding, [evaluate(rt, dt, mapped) for mapped in dt.mapping.apply(table)]
+    except InputError as exc:
+        return exc
+
+
+def _store_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str, evaluated) -> dict:
     report: dict = {"file": claimed.name, "document": dt.key, "claimed_as": claimed.path.name,
                     "accepted": [], "rejected": [], "duplicates": []}
     intake = IntakeFile(doc_type=dt.key, source=str(dt.source.inbox), name=claimed.name, sha256=sha,
                         size=len(data), outcome="error", report=report)
     s.add(intake)
-    try:
-        table = dt.mapping.read(data, dt.encoding)
-        groups = dt.mapping.apply(table)
-    except InputError as exc:
+    if isinstance(evaluated, InputError):
+        exc = evaluated
         report.update(outcome="error", error=str(exc), **({"row": exc.row} if exc.row else {}))
         intake.report = dict(report)  # a new object: SQLAlchemy does not track changes inside a JSON dict
         return report
-    report["encoding"] = table.encoding
+    report["encoding"], evaluations = evaluated
     s.flush()
-    existing = repo.by_keys(s, dt.key, [m.key for m in groups])
+    existing = repo.by_keys(s, dt.key, [ev.mapped.key for ev in evaluations])
     created = []
     with s.no_autoflush:
-        for mapped in groups:
-            outcome = prepare(rt, dt, s, mapped, intake.id, claimed.name, existing=existing)
+        for ev in evaluations:
+            outcome = store(dt, s, ev, intake.id, claimed.name, existing)
             report[outcome["bucket"]].append(outcome["entry"])
             if "_msg" in outcome:
                 created.append((outcome["entry"], outcome.pop("_msg")))
@@ -145,15 +153,24 @@ def evaluate(rt: Runtime, dt: DocType, mapped: Mapped) -> Evaluation:
 
 def prepare(rt: Runtime, dt: DocType, s, mapped: Mapped, intake_id: int | None, file_name: str,
             existing: dict | None = None) -> dict:
-    """Evaluate one document and store it as prepared, or invalid with its errors.
+    """Evaluate one document and store it as prepared, or invalid with its errors."""
+    result = store(dt, s, evaluate(rt, dt, mapped), intake_id, file_name, existing)
+    if "_msg" in result:
+        s.flush()
+        result["entry"]["message"] = result.pop("_msg").id
+    return result
 
-    `existing` (from repo.by_keys) lets a caller look up many keys in one query; the
-    message ids in the returned entry are then filled by the caller after its flush."""
-    ev = evaluate(rt, dt, mapped)
-    errors, document, enterprise = ev.errors, ev.document, ev.enterprise
+
+def store(dt: DocType, s, ev: Evaluation, intake_id: int | None, file_name: str,
+          existing: dict | None = None) -> dict:
+    """Store one evaluated document as prepared, or invalid with its errors (no flush: the
+    caller flushes once and reads the new message from result["_msg"]).
+
+    `existing` (from repo.by_keys) lets a caller look up many keys in one query."""
+    mapped = ev.mapped
+    errors, document, enterprise = list(ev.errors), ev.document, ev.enterprise
     content_sha = hashlib.sha256(document or repr(sorted(mapped.rows)).encode()).hexdigest()
     source_ref = f"{file_name} rows {_rows(mapped.rows)}"
-    batch = existing is not None
     if existing is None:
         existing = repo.by_keys(s, dt.key, [mapped.key])
 
@@ -187,11 +204,7 @@ def prepare(rt: Runtime, dt: DocType, s, mapped: Mapped, intake_id: int | None, 
                         f"mapped and validated ({dt.mapping.path.name}, {dt.family.xsd_name})")
         result = {"bucket": "accepted", "entry": {"key": mapped.key, "cop_msg_id": msg.cop_msg_id,
                                                   "rows": mapped.rows}}
-    if batch:
-        result["_msg"] = msg
-    else:
-        s.flush()
-        result["entry"]["message"] = msg.id
+    result["_msg"] = msg
     return result
 
 

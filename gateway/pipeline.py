@@ -32,13 +32,16 @@ def _now() -> dt.datetime:
 
 
 # -- sign ---------------------------------------------------------------------------
-def sign_batch(rt: Runtime, limit: int = 200) -> int:
-    """Sign up to `limit` prepared messages; one commit for the batch (a crash re-signs, never re-sends)."""
+def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
+    """Sign up to `limit` prepared messages (of one signer, if given); one commit for the batch
+    (a crash re-signs, never re-sends)."""
     if rt.signing_halted:
         return 0
     done = 0
     with rt.sessions() as s:
-        for msg in repo.in_state(s, states.PREPARED, limit):
+        batch = repo.in_state(s, states.PREPARED, limit, signer=signer)
+        s.commit()  # no transaction (no SQLite write lock) while the card works
+        for msg in batch:
             try:
                 _sign_one(rt, s, msg)
                 done += 1
@@ -102,7 +105,9 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
     CopMsgId; the peer drops the true duplicates."""
     sent = []
     with rt.sessions() as s:
-        for msg in repo.in_state(s, states.SIGNED, limit):
+        batch = repo.in_state(s, states.SIGNED, limit)
+        s.commit()  # no transaction held while files travel
+        for msg in batch:
             transport = rt.transports[msg.transport]
             item = Outgoing(name=f"{msg.cop_msg_id}.xml", data=msg.envelope, cop_msg_id=msg.cop_msg_id,
                             doc_type=msg.doc_type, business_key=msg.business_key)
@@ -199,8 +204,10 @@ def route_batch(rt: Runtime, limit: int = 500) -> int:
     """Write stored receipts to the outbox folders, then record them routed in one commit."""
     routed = []
     with rt.sessions() as s:
-        for rec in repo.unrouted_receipts(s, limit):
-            msg = s.get(Message, rec.message_id) if rec.message_id else None
+        batch = [(rec, s.get(Message, rec.message_id) if rec.message_id else None)
+                 for rec in repo.unrouted_receipts(s, limit)]
+        s.commit()  # no transaction held while files are written
+        for rec, msg in batch:
             doc_type = rec.doc_type or (msg.doc_type if msg else "")
             dt_ = rt.doc_types.get(doc_type)
             outbox = dt_.outbox if dt_ and msg is not None else rt.config.gateway.unmatched_outbox
@@ -220,10 +227,12 @@ def route_batch(rt: Runtime, limit: int = 500) -> int:
 STAGES = (("sign", sign_batch), ("transmit", transmit_batch), ("receive", receive_batch), ("route", route_batch))
 
 
-def step(rt: Runtime) -> int:
-    """One pass of every stage after intake. Returns how much work was done."""
+def step(rt: Runtime, sign: bool = True) -> int:
+    """One pass of every stage after intake (signing too, unless signing workers do it)."""
     done = 0
     for name, stage in STAGES:
+        if name == "sign" and not sign:
+            continue
         with metrics.timed(name):
             done += metrics.count(name, stage(rt))
     return done

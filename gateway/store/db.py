@@ -17,7 +17,15 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        # isolation_level=None hands transaction control to SQLAlchemy, and every transaction
+        # begins IMMEDIATE: with several threads writing (signing workers, the main loop), a
+        # deferred read transaction that later writes would fail at once with SQLITE_BUSY
+        # instead of waiting for the lock.
+        engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _):

@@ -37,10 +37,13 @@ def by_keys(session: Session, doc_type: str, keys: list[str]) -> dict[tuple[str,
     return out
 
 
-def in_state(session: Session, state: str, limit: int, doc_type: str | None = None) -> list[Message]:
+def in_state(session: Session, state: str, limit: int, doc_type: str | None = None,
+             signer: str | None = None) -> list[Message]:
     q = select(Message).where(Message.state == state).order_by(Message.id).limit(limit)
     if doc_type:
         q = q.where(Message.doc_type == doc_type)
+    if signer:
+        q = q.where(Message.signer == signer)
     return list(session.scalars(q))
 
 
