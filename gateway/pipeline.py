@@ -143,9 +143,9 @@ def receive_batch(rt: Runtime, limit: int = 200) -> int:
         if not incoming:
             continue
         with rt.sessions() as s, s.no_autoflush:
-            seen: set[str] = set()
+            batch = Batch()
             for item in incoming:
-                store_receipt(rt, s, name, item.name, item.data, seen)
+                store_receipt(rt, s, name, item.name, item.data, batch)
                 faults.hit("before-receipt-commit")
             s.commit()
         faults.hit("after-receipt-commit")
@@ -155,14 +155,29 @@ def receive_batch(rt: Runtime, limit: int = 200) -> int:
     return done
 
 
+class Batch:
+    """What a batch of receipts has added but not yet flushed: their hashes, and the keys
+    they gave messages (an import response's SeqNo finds the status receipts after it)."""
+
+    def __init__(self):
+        self.hashes: set[str] = set()
+        self.keys: dict[tuple[str, str], Message] = {}
+
+    def find(self, parsed) -> Message | None:
+        for ref in parsed.refs:
+            if ref in self.keys:
+                return self.keys[ref]
+        return None
+
+
 def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
-                  seen: set[str] | None = None) -> Receipt | None:
+                  batch: Batch | None = None) -> Receipt | None:
     """Parse, correlate and record one receipt in session `s` (the caller commits)."""
     sha = hashlib.sha256(data).hexdigest()
-    seen = set() if seen is None else seen
-    if sha in seen or s.query(Receipt.id).filter(Receipt.sha256 == sha).first():
+    batch = Batch() if batch is None else batch
+    if sha in batch.hashes or s.query(Receipt.id).filter(Receipt.sha256 == sha).first():
         return None  # redelivered: stored already
-    seen.add(sha)
+    batch.hashes.add(sha)
     try:
         parsed = receipt_parse.parse(data)
     except receipt_parse.ReceiptError as exc:
@@ -172,8 +187,7 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
         repo.note(s, None, "receipt-unreadable", f"{remote_name}: {exc}")
         log.warning("unreadable receipt kept", name=remote_name, error=str(exc))
         return rec
-    s.flush()  # earlier receipts of this batch may have added the keys this one correlates by
-    msg = correlation.correlate(s, parsed)
+    msg = batch.find(parsed) or correlation.correlate(s, parsed)
     rec = Receipt(transport=transport, remote_name=remote_name[:400], sha256=sha, kind=parsed.kind,
                   doc_type=parsed.doc_type or (msg.doc_type if msg else ""), fields=parsed.fields,
                   raw=parsed.payload or data, message_id=msg.id if msg else None)
@@ -187,11 +201,11 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
     outcome = fam.on_receipt(parsed.kind, parsed.fields, msg.state) if fam else None
     summary = outcome.summary if outcome else parsed.kind
     rec.summary = summary[:500]
-    s.flush()
-    repo.note(s, msg, "receipt", f"{parsed.kind}: {summary} (receipt {rec.id})")
+    repo.note(s, msg, "receipt", f"{parsed.kind} {remote_name}: {summary}")
     if outcome:
         for k, v in outcome.keys.items():
             repo.add_key(msg, k, v)
+            batch.keys[(k, v)] = msg
         if outcome.state and outcome.state != msg.state:
             repo.transition(s, msg, outcome.state, summary)
     msg.last_receipt = f"{parsed.kind}: {summary}"[:300]
