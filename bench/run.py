@@ -51,8 +51,9 @@ def bench_baseline(tmp: Path, keys, files) -> float:
     return rate
 
 
-def bench_drop_to_sent(tmp: Path, keys, files, base_rate: float, name="embedded drop->sent", **site_opts) -> None:
-    site = harness.Site(tmp / name.replace(" ", "_").replace(">", ""), keys, **site_opts)
+def drop_and_wait(site, files, state: str) -> tuple[float, list[float], dict, dict]:
+    """Run the daemon, drop every file, wait until each declaration reached `state`.
+    Returns (declarations/s from the first drop, latencies, stage metrics before, after)."""
     rt, daemon = site.open()
     n = sum(len(k) for _, _, k in files)
     running = harness.Running(daemon)
@@ -62,34 +63,26 @@ def bench_drop_to_sent(tmp: Path, keys, files, base_rate: float, name="embedded 
     for fname, text, keys_ in files:
         at = site.drop(fname, text)
         dropped.update({k: at for k in keys_})
-    harness.wait_count(site, "sent", n)
-    sent = site.event_times("sent")
-    t_end = max(sent.values())
+    harness.wait_count(site, state, n)
+    reached = site.event_times(state)
     after = metrics.snapshot()
     running.stop()
-    lat = [sent[k] - dropped[k] for k in sent]
-    rate = n / (t_end - t0)
-    say(name, declarations=n, per_s=rate, ratio_to_baseline=rate / base_rate, latency=harness.summary(lat))
+    return n / (max(reached.values()) - t0), [reached[k] - dropped[k] for k in reached], before, after
+
+
+def bench_drop_to_sent(tmp: Path, keys, files, base_rate: float, name="embedded drop->sent", **site_opts) -> None:
+    site = harness.Site(tmp / name.replace(" ", "_").replace(">", ""), keys, **site_opts)
+    rate, lat, before, after = drop_and_wait(site, files, "sent")
+    say(name, declarations=len(lat), per_s=rate, ratio_to_baseline=rate / base_rate, latency=harness.summary(lat))
     print(f"    where the time goes: {stage_report(before, after)}")
 
 
 def bench_drop_to_final(tmp: Path, keys, files, base_rate: float) -> None:
     site = harness.Site(tmp / "final", keys, sandbox=True)
-    rt, daemon = site.open()
-    n = sum(len(k) for _, _, k in files)
-    running = harness.Running(daemon)
-    dropped = {}
-    t0 = time.time()
-    for fname, text, keys_ in files:
-        at = site.drop(fname, text)
-        dropped.update({k: at for k in keys_})
-    harness.wait_count(site, "closed", n)
-    closed = site.event_times("closed")
-    running.stop()
-    lat = [closed[k] - dropped[k] for k in closed]
-    rate = n / (max(closed.values()) - t0)
-    say("embedded drop->final receipt", declarations=n, per_s=rate, ratio_to_baseline=rate / base_rate,
+    rate, lat, before, after = drop_and_wait(site, files, "closed")
+    say("embedded drop->final receipt", declarations=len(lat), per_s=rate, ratio_to_baseline=rate / base_rate,
         latency=harness.summary(lat))
+    print(f"    where the time goes: {stage_report(before, after)}")
 
 
 def bench_offered(tmp: Path, keys, rate: float, seconds: float) -> None:
