@@ -210,6 +210,9 @@ def resend(config_path, ref):
         if len(msgs) != 1:
             raise Exit(1, f"{ref!r} names {len(msgs)} messages; give the message id")
         m = msgs[0]
+        if m.state not in (states.SENT, states.SIGNED, states.FAILED, states.PREPARED):
+            raise Exit(1, f"message {m.id} is {m.state}: the platform has answered it already, and a resend "
+                          f"with the same CopMsgId would be dropped as a duplicate")
         if m.envelope is None:
             target = states.PREPARED if m.document else None
             if target is None:

@@ -262,3 +262,22 @@ def test_tampered_envelopes_are_answered_1004_and_1001(ws):
     assert states["TMP0000000"][0] == "rejected" and "DxpRep 1004" in states["TMP0000000"][1]
     assert states["TMP0000001"][0] == "rejected" and "DxpRep 1001" in states["TMP0000001"][1]
     assert ws.received_envelopes() == [], "the peer accepted neither"
+
+
+def test_resend_sends_again_with_the_same_copmsgid_and_refuses_answered_ones(ws):
+    ws.drop("one.csv", csv_rows(1, prefix="RSD"))
+    held = ws.swgw("run", "--drain", "--timeout", "3")  # no peer: the envelope waits, the message is sent
+    assert held.returncode == 1
+    (row,) = ws.status()
+    assert row["state"] == "sent"
+    pending = ws.exchange / "to-sw" / f"{row['cop_msg_id']}.xml"
+    pending.unlink()  # the exchange lost it
+    out = ws.swgw("resend", "RSD0000000", check=True)
+    assert row["cop_msg_id"] in out.stdout
+    ws.start_sandbox()
+    drain(ws)
+    (row2,) = ws.status()
+    assert row2["state"] == "closed" and [p.stem for p in ws.received_envelopes()] == [row["cop_msg_id"]]
+    again = ws.swgw("resend", "RSD0000000")
+    assert again.returncode == 1 and "answered it already" in again.stderr
+    assert "resend requested by operator" in ws.swgw("trace", "RSD0000000", check=True).stdout
