@@ -1,7 +1,7 @@
 """The command line as an operator uses it: dry runs, errors without tracebacks, exit codes."""
 from __future__ import annotations
 
-from conftest import SAMPLE_CSV
+from support import SAMPLE_CSV
 
 
 def test_map_dry_run_shows_documents_and_changes_nothing(workspace):

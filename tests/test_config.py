@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import ROOT
+from support import ROOT
 from gateway.config import load
 from gateway.sandbox import settings
 

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from lxml import etree
 
-from conftest import DXP_XSD, SAMPLE_CSV, Workspace, csv_rows, wait_for
+from support import DXP_XSD, SAMPLE_CSV, Workspace, csv_rows, wait_for
 
 DXP = "{http://www.chinaport.gov.cn/dxp}"
 PER_DECLARATION = {"dxp-rep": 1, "import-response": 1, "dec-result": 4}

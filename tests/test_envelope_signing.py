@@ -11,7 +11,7 @@ from lxml import etree
 from card import crypto, pki as card_pki
 from card.signer import CardInfo
 from card.software import SoftwareSigner
-from conftest import DXP_XSD
+from support import DXP_XSD
 from gateway import envelope, signing
 
 DS = "{http://www.w3.org/2000/09/xmldsig#}"

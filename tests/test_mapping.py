@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, SAMPLE_CSV
+from support import ROOT, SAMPLE_CSV
 from gateway.documents import family
 from gateway.mapping.engine import Mapping
 from gateway.mapping.errors import InputError, MappingFileError

@@ -7,7 +7,7 @@ import time
 import pika
 import pytest
 
-from conftest import close_amqp_connections
+from amqp_helpers import close_amqp_connections
 from gateway.receipts.publish import ReceiptPublisher, routing_key
 from gateway.sources.amqp import AmqpIntake
 from gateway.transports.amqp import AmqpTransport
