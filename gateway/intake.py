@@ -26,42 +26,73 @@ from gateway.store.models import IntakeFile, Message, MessageKey
 
 log = get_logger("intake")
 TAKEN = ("accepted", "partial", "duplicate")
+FILES_PER_TRANSACTION = 50   # files claimed in one poll are stored together, up to this many
 
 
 def take_file(rt: Runtime, dt: DocType, claimed: Claimed) -> dict:
     """Process one claimed file; returns the report (also written for refused files)."""
-    try:
-        data = fsutil.read_bounded(claimed.path, dt.max_file_bytes)
-    except (fsutil.UnsafePath, OSError) as exc:
-        report = {"file": claimed.name, "document": dt.key, "outcome": "error", "error": str(exc)}
-        dt.source.refuse(claimed, report)
+    return take_files(rt, dt, [claimed])[0]
+
+
+def take_files(rt: Runtime, dt: DocType, claimed: list[Claimed]) -> list[dict]:
+    """Process claimed files: map and evaluate each outside any transaction, store them all in
+    one transaction, then archive or refuse each. Returns one report per file, in order."""
+    reports: dict[int, dict] = {}
+    work = []
+    for i, c in enumerate(claimed):
+        try:
+            data = fsutil.read_bounded(c.path, dt.max_file_bytes)
+        except (fsutil.UnsafePath, OSError) as exc:
+            reports[i] = {"file": c.name, "document": dt.key, "outcome": "error", "error": str(exc)}
+            dt.source.refuse(c, reports[i])
+            continue
+        sha = hashlib.sha256(data).hexdigest()
+        faults.hit("after-claim")
+        work.append((i, c, data, sha, _evaluate_file(rt, dt, data)))  # the CPU work, before any transaction
+    if work:
+        with rt.sessions.begin() as s:
+            previous = _taken_before(s, dt, [sha for _, _, _, sha, _ in work])
+            for i, c, data, sha, evaluated in work:
+                reports[i] = _record(rt, dt, s, c, data, sha, evaluated, previous)
+        for i, c, _, _, _ in work:
+            faults.hit("after-intake-commit")
+            report = reports[i]
+            if report["outcome"] in ("accepted", "duplicate"):
+                dt.source.archive(c)
+            else:
+                dt.source.refuse(c, report)
+            log.info("file taken", file=c.name, document=dt.key, outcome=report["outcome"],
+                     accepted=len(report.get("accepted", [])), rejected=len(report.get("rejected", [])))
+    return [reports[i] for i in range(len(claimed))]
+
+
+def _taken_before(s, dt: DocType, shas: list[str]) -> dict[str, IntakeFile]:
+    """The first file taken with each content hash (what makes a later one a duplicate)."""
+    rows = s.scalars(select(IntakeFile).where(IntakeFile.doc_type == dt.key, IntakeFile.sha256.in_(set(shas)),
+                                              IntakeFile.outcome.in_(TAKEN)).order_by(IntakeFile.id))
+    out: dict[str, IntakeFile] = {}
+    for row in rows:
+        out.setdefault(row.sha256, row)
+    return out
+
+
+def _record(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str, evaluated,
+            previous: dict[str, IntakeFile]) -> dict:
+    prior = previous.get(sha)
+    if prior is not None and prior.name == claimed.name and claimed.path.parent == dt.source.work \
+            and _committed_from_work(s, prior, claimed):
+        return {**(prior.report or {}), "outcome": prior.outcome}
+    if prior is not None:
+        report = {"file": claimed.name, "document": dt.key, "outcome": "duplicate",
+                  "same_as": prior.name, "taken_at": prior.received_at.isoformat(),
+                  "message": f"same content as {prior.name}, taken {prior.received_at:%Y-%m-%d %H:%M:%S}; "
+                             f"nothing sent again"}
+        s.add(IntakeFile(doc_type=dt.key, source=str(dt.source.inbox), name=claimed.name, sha256=sha,
+                         size=len(data), outcome="duplicate", report=report))
         return report
-    sha = hashlib.sha256(data).hexdigest()
-    faults.hit("after-claim")
-    evaluated = _evaluate_file(rt, dt, data)  # the CPU work, before any transaction
-    with rt.sessions.begin() as s:
-        previous = s.scalars(select(IntakeFile).where(IntakeFile.doc_type == dt.key, IntakeFile.sha256 == sha,
-                                                      IntakeFile.outcome.in_(TAKEN))
-                             .order_by(IntakeFile.id)).first()
-        if previous is not None and previous.name == claimed.name and claimed.path.parent == dt.source.work \
-                and _committed_from_work(s, previous, claimed):
-            report = {**(previous.report or {}), "outcome": previous.outcome}
-        elif previous is not None:
-            report = {"file": claimed.name, "document": dt.key, "outcome": "duplicate",
-                      "same_as": previous.name, "taken_at": previous.received_at.isoformat(),
-                      "message": f"same content as {previous.name}, taken {previous.received_at:%Y-%m-%d %H:%M:%S}; "
-                                 f"nothing sent again"}
-            s.add(IntakeFile(doc_type=dt.key, source=str(dt.source.inbox), name=claimed.name, sha256=sha,
-                             size=len(data), outcome="duplicate", report=report))
-        else:
-            report = _store_file(rt, dt, s, claimed, data, sha, evaluated)
-    faults.hit("after-intake-commit")
-    if report["outcome"] in ("accepted", "duplicate"):
-        dt.source.archive(claimed)
-    else:
-        dt.source.refuse(claimed, report)
-    log.info("file taken", file=claimed.name, document=dt.key, outcome=report["outcome"],
-             accepted=len(report.get("accepted", [])), rejected=len(report.get("rejected", [])))
+    report, intake = _store_file(rt, dt, s, claimed, data, sha, evaluated)
+    if report["outcome"] in TAKEN:  # a second copy in the same batch is a duplicate of this one
+        previous[sha] = intake
     return report
 
 
@@ -79,7 +110,8 @@ def _evaluate_file(rt: Runtime, dt: DocType, data: bytes) -> tuple[str, list[Eva
         return exc
 
 
-def _store_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str, evaluated) -> dict:
+def _store_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str,
+                evaluated) -> tuple[dict, IntakeFile]:
     report: dict = {"file": claimed.name, "document": dt.key, "claimed_as": claimed.path.name,
                     "accepted": [], "rejected": [], "duplicates": []}
     intake = IntakeFile(doc_type=dt.key, source=str(dt.source.inbox), name=claimed.name, sha256=sha,
@@ -89,14 +121,13 @@ def _store_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha:
         exc = evaluated
         report.update(outcome="error", error=str(exc), **({"row": exc.row} if exc.row else {}))
         intake.report = dict(report)  # a new object: SQLAlchemy does not track changes inside a JSON dict
-        return report
+        return report, intake
     report["encoding"], evaluations = evaluated
-    s.flush()
     existing = repo.by_keys(s, dt.key, [ev.mapped.key for ev in evaluations])
     created = []
     with s.no_autoflush:
         for ev in evaluations:
-            outcome = store(dt, s, ev, intake.id, claimed.name, existing)
+            outcome = store(dt, s, ev, intake, claimed.name, existing)
             report[outcome["bucket"]].append(outcome["entry"])
             if "_msg" in outcome:
                 created.append((outcome["entry"], outcome.pop("_msg")))
@@ -111,7 +142,7 @@ def _store_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha:
         report["outcome"] = "error"
     intake.outcome = report["outcome"]
     intake.report = dict(report)
-    return report
+    return report, intake
 
 
 @dataclass
@@ -161,7 +192,7 @@ def prepare(rt: Runtime, dt: DocType, s, mapped: Mapped, intake_id: int | None, 
     return result
 
 
-def store(dt: DocType, s, ev: Evaluation, intake_id: int | None, file_name: str,
+def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_name: str,
           existing: dict | None = None) -> dict:
     """Store one evaluated document as prepared, or invalid with its errors (no flush: the
     caller flushes once and reads the new message from result["_msg"]).
@@ -188,7 +219,8 @@ def store(dt: DocType, s, ev: Evaluation, intake_id: int | None, file_name: str,
             break
 
     msg = Message(doc_type=dt.key, enterprise=enterprise[:40], business_key=mapped.key[:100],
-                  cop_msg_id=uuid.uuid4().hex, state=states.RECEIVED, intake_file_id=intake_id,
+                  cop_msg_id=uuid.uuid4().hex, state=states.RECEIVED,
+                  **({"intake_file": intake} if isinstance(intake, IntakeFile) else {"intake_file_id": intake}),
                   source_ref=source_ref[:400], content_sha256=content_sha, document=document,
                   signer=ev.signer, transport=dt.transport, attempts=0, last_receipt="",
                   keys=[MessageKey(name=dt.family.key_name, value=mapped.key)])
@@ -221,9 +253,10 @@ def run_once(rt: Runtime, recover: bool = False) -> int:
     n = 0
     for dt in rt.doc_types.values():
         claimed = dt.source.recover() if recover else dt.source.poll()
-        for c in claimed:
+        for start in range(0, len(claimed), FILES_PER_TRANSACTION):
+            chunk = claimed[start:start + FILES_PER_TRANSACTION]
             with metrics.timed("intake"):
-                report = take_file(rt, dt, c)
-            metrics.count("intake", len(report.get("accepted", [])) + len(report.get("rejected", [])))
-            n += 1
+                reports = take_files(rt, dt, chunk)
+            metrics.count("intake", sum(len(r.get("accepted", [])) + len(r.get("rejected", [])) for r in reports))
+            n += len(chunk)
     return n

@@ -66,6 +66,7 @@ class Message(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     keys: Mapped[list[MessageKey]] = relationship(back_populates="message", cascade="all, delete-orphan")
+    intake_file: Mapped[IntakeFile | None] = relationship()
     # write-only: appending an event never loads a message's whole history
     events: WriteOnlyMapped[Event] = relationship(passive_deletes=True)
     __table_args__ = (
