@@ -26,7 +26,25 @@ def issue(pki_dir, tmp_path, name, media_no, enterprise=ENT, **opts) -> testbed.
     return dataclasses.replace(spec, state_file=tmp_path / f"{media_no}.state.json")
 
 
-def card_workspace(tmp_path, pki, pki_dir, signers: dict[str, dict], enterprises=((ENT, "op-a"),)) -> Workspace:
+@pytest.fixture
+def workspaces():
+    """Workspaces made in a test; every process they started is stopped afterwards."""
+    made: list[Workspace] = []
+    yield made
+    for ws in made:
+        ws.stop_all()
+
+
+@pytest.fixture
+def card_workspace(workspaces, tmp_path, pki, pki_dir):
+    def make(signers: dict[str, dict], enterprises=((ENT, "op-a"),)) -> Workspace:
+        ws = _card_workspace(tmp_path, pki, pki_dir, signers, enterprises)
+        workspaces.append(ws)
+        return ws
+    return make
+
+
+def _card_workspace(tmp_path, pki, pki_dir, signers: dict[str, dict], enterprises) -> Workspace:
     """A workspace whose operators sign with PC/SC cards; the sandbox trusts the cards' CA."""
     ws = Workspace(tmp_path / "ws", pki)
     text = ws.config.read_text()
@@ -74,9 +92,9 @@ def card_one(bed, pki_dir, tmp_path):
     bed.eject(0)
 
 
-def test_daemon_signs_with_the_card_and_the_pin_never_shows(bed, pki, pki_dir, tmp_path, card_one):
+def test_daemon_signs_with_the_card_and_the_pin_never_shows(bed, pki, pki_dir, tmp_path, card_workspace, card_one):
     spec, card = card_one
-    ws = card_workspace(tmp_path, pki, pki_dir, {"op-a": {"media_no": spec.media_no, "enterprise": ENT,
+    ws = card_workspace({"op-a": {"media_no": spec.media_no, "enterprise": ENT,
                                                           "pin_file": pin_file(tmp_path, "a", PIN)}})
     try:
         ws.start_sandbox()
@@ -99,10 +117,10 @@ def test_daemon_signs_with_the_card_and_the_pin_never_shows(bed, pki, pki_dir, t
     assert tries_left(spec) == 3
 
 
-def test_wrong_pin_stops_signing_after_one_try_and_raises_an_alarm(bed, pki, pki_dir, tmp_path, card_one):
+def test_wrong_pin_stops_signing_after_one_try_and_raises_an_alarm(bed, pki, pki_dir, tmp_path, card_workspace, card_one):
     spec, card = card_one
     pin_path = pin_file(tmp_path, "a", b"999999")
-    ws = card_workspace(tmp_path, pki, pki_dir, {"op-a": {"media_no": spec.media_no, "enterprise": ENT,
+    ws = card_workspace({"op-a": {"media_no": spec.media_no, "enterprise": ENT,
                                                           "pin_file": pin_path}})
     ws.start_sandbox()
     ws.drop("two.csv", csv_rows(3, prefix="PIN"))
@@ -122,9 +140,9 @@ def test_wrong_pin_stops_signing_after_one_try_and_raises_an_alarm(bed, pki, pki
     assert len(ws.received_envelopes()) == 3 and tries_left(spec) == 3
 
 
-def test_removed_card_parks_messages_and_reinsertion_resumes(bed, pki, pki_dir, tmp_path, card_one):
+def test_removed_card_parks_messages_and_reinsertion_resumes(bed, pki, pki_dir, tmp_path, card_workspace, card_one):
     spec, card = card_one
-    ws = card_workspace(tmp_path, pki, pki_dir, {"op-a": {"media_no": spec.media_no, "enterprise": ENT,
+    ws = card_workspace({"op-a": {"media_no": spec.media_no, "enterprise": ENT,
                                                           "pin_file": pin_file(tmp_path, "a", PIN)}})
     try:
         ws.start_sandbox()
@@ -148,15 +166,14 @@ def test_removed_card_parks_messages_and_reinsertion_resumes(bed, pki, pki_dir, 
     assert tries_left(spec) == 3
 
 
-def test_each_enterprise_signs_with_its_own_card(bed, pki, pki_dir, tmp_path):
+def test_each_enterprise_signs_with_its_own_card(bed, pki, pki_dir, tmp_path, card_workspace):
     a = issue(pki_dir, tmp_path, "pipe-a", "ZK0000000201A")
     b = issue(pki_dir, tmp_path, "pipe-b", "ZK0000000202B", enterprise=ENT2)
     bed.insert(a, slot=0)
     bed.insert(b, slot=1)
     try:
         pf = pin_file(tmp_path, "p", PIN)
-        ws = card_workspace(tmp_path, pki, pki_dir,
-                            {"op-a": {"media_no": a.media_no, "enterprise": ENT, "pin_file": pf},
+        ws = card_workspace({"op-a": {"media_no": a.media_no, "enterprise": ENT, "pin_file": pf},
                              "op-b": {"media_no": b.media_no, "enterprise": ENT2, "pin_file": pf}},
                             enterprises=((ENT, "op-a"), (ENT2, "op-b")))
         ws.start_sandbox()
@@ -175,11 +192,11 @@ def test_each_enterprise_signs_with_its_own_card(bed, pki, pki_dir, tmp_path):
                       "ENB0000000": b.media_no, "ENB0000001": b.media_no}
 
 
-def test_card_of_another_enterprise_never_signs(bed, pki, pki_dir, tmp_path):
+def test_card_of_another_enterprise_never_signs(bed, pki, pki_dir, tmp_path, card_workspace):
     other = issue(pki_dir, tmp_path, "pipe-x", "ZK0000000301X", enterprise=ENT2)
     bed.insert(other, slot=0)
     try:
-        ws = card_workspace(tmp_path, pki, pki_dir, {"op-a": {"media_no": other.media_no, "enterprise": ENT,
+        ws = card_workspace({"op-a": {"media_no": other.media_no, "enterprise": ENT,
                                                               "pin_file": pin_file(tmp_path, "a", PIN)}})
         ws.start_sandbox()
         ws.drop("one.csv", csv_rows(1, prefix="MIS"))
@@ -194,9 +211,9 @@ def test_card_of_another_enterprise_never_signs(bed, pki, pki_dir, tmp_path):
         bed.eject(0)
 
 
-def test_card_info_and_verify_commands(bed, pki, pki_dir, tmp_path, card_one):
+def test_card_info_and_verify_commands(bed, pki, pki_dir, tmp_path, card_workspace, card_one):
     spec, card = card_one
-    ws = card_workspace(tmp_path, pki, pki_dir, {"op-a": {"media_no": spec.media_no, "enterprise": ENT,
+    ws = card_workspace({"op-a": {"media_no": spec.media_no, "enterprise": ENT,
                                                           "pin_file": pin_file(tmp_path, "a", PIN)}})
     info = ws.swgw("card", "info")
     assert info.returncode == 0, info.stderr
