@@ -1,7 +1,9 @@
 """A gateway in a temporary folder, run in-process, and the measurements taken on it."""
 from __future__ import annotations
 
+import contextlib
 import shutil
+import uuid
 import statistics
 import textwrap
 import threading
@@ -180,6 +182,21 @@ def wait_count(site: Site, state: str, n: int, timeout: float = 600) -> None:
         raise TimeoutError(f"{got}/{n} reached {state} in {timeout}s")
     finally:
         eng.dispose()
+
+
+@contextlib.contextmanager
+def postgres_database(server: str = "postgresql+psycopg://postgres@127.0.0.1:5432"):
+    """A fresh database on the machine's PostgreSQL for one scenario, dropped afterwards."""
+    name = f"swgw_bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with admin.connect() as c:
+            c.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.dispose()
 
 
 def make_keys(directory: Path) -> dict:

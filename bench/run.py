@@ -174,6 +174,9 @@ def main() -> int:
     base = bench_baseline(tmp, keys, files)
     if not only or "sent" in only:
         bench_drop_to_sent(tmp, keys, files, base)
+    if not only or "postgresql" in only:
+        with harness.postgres_database() as url:
+            bench_drop_to_sent(tmp, keys, files, base, name="PostgreSQL drop->sent", store_url=url)
     if not only or "final" in only:
         bench_drop_to_final(tmp, keys, files[: max(1, len(files) // 4)], base)
     if not only or "offered" in only:
