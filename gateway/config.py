@@ -109,7 +109,41 @@ class FolderTransportConfig(_Model):
     fsync: bool = True
 
 
-TransportConfig = Annotated[Union[FolderTransportConfig], Field(discriminator="kind")]
+class SftpTransportConfig(_Model):
+    """An SFTP server (OpenSSH): envelopes up to `outgoing`, receipts down from `incoming`."""
+
+    kind: Literal["sftp"] = "sftp"
+    host: str
+    port: int = 22
+    username: str
+    known_hosts: Path                            # pinned host keys: an unknown or changed key is refused
+    key_file: Path | None = None
+    key_passphrase: Secret | None = None
+    password: Secret | None = None
+    outgoing: str                                # remote folders
+    incoming: str
+    on_ack: Literal["delete", "move"] = "delete"
+    done_dir: str | None = None
+    connect_timeout: float = 10.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+
+
+class AmqpTransportConfig(_Model):
+    """RabbitMQ: envelopes published (with confirms) to one queue, receipts consumed from another."""
+
+    kind: Literal["amqp"] = "amqp"
+    url: str = "amqp://guest@127.0.0.1:5672/%2F"  # no password here: see `password`
+    password: Secret | None = None
+    outgoing_queue: str
+    incoming_queue: str
+    prefetch: int = 100
+    dead_letter_exchange: str = "swgw.dlx"
+    connection_name: str = "swgw-transport"
+
+
+TransportConfig = Annotated[Union[FolderTransportConfig, SftpTransportConfig, AmqpTransportConfig],
+                            Field(discriminator="kind")]
 
 
 class DocumentConfig(_Model):

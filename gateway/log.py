@@ -17,6 +17,10 @@ def _redact(_, __, event: dict) -> dict:
 
 
 def setup(fmt: str = "console", level: str = "info", stream=None) -> None:
+    # libraries' own loggers: pika logs a stack trace for every dropped connection, which the
+    # transports already report as one line each
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    logging.getLogger("paramiko").setLevel(logging.ERROR)
     renderer = structlog.processors.JSONRenderer(ensure_ascii=False) if fmt == "json" else \
         structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(

@@ -22,6 +22,7 @@ from gateway.receipts import route as routing
 from gateway.runtime import Runtime
 from gateway.store import repo, states
 from gateway.store.models import Message, Receipt, utcnow
+from gateway.transports import links
 from gateway.transports.base import Outgoing, TransportError
 
 log = get_logger("pipeline")
@@ -115,11 +116,12 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
             try:
                 transport.send(item)
             except TransportError as exc:
-                repo.note(s, msg, "transmit-error", f"{transport.name}: {exc}")
-                log.warning("transmit failed", transport=transport.name, error=str(exc))
+                if links.failed(transport.name, "transmit", exc):  # once per outage, not once per poll
+                    repo.note(s, msg, "transmit-error", f"{transport.name}: {exc}")
                 if exc.retryable:
                     break
                 continue
+            links.ok(transport.name, "transmit")
             faults.hit("after-send")
             sent.append((msg, transport, item))
         for transport in {id(t): t for _, t, _ in sent}.values():
@@ -138,8 +140,9 @@ def receive_batch(rt: Runtime, limit: int = 200) -> int:
         try:
             incoming = transport.receive(limit)
         except TransportError as exc:
-            log.warning("receive failed", transport=name, error=str(exc))
+            links.failed(name, "receive", exc)
             continue
+        links.ok(name, "receive")
         if not incoming:
             continue
         with rt.sessions() as s, s.no_autoflush:

@@ -13,9 +13,11 @@ from gateway.config import (
     Config,
     ConfigError,
     Enterprise,
+    AmqpTransportConfig,
     FolderTransportConfig,
     Operator,
     PcscSignerConfig,
+    SftpTransportConfig,
     SoftwareSignerConfig,
 )
 from gateway.documents import XSD_DIR, family
@@ -108,6 +110,20 @@ class Runtime:
 def open_transport(name: str, tc) -> Transport:
     if isinstance(tc, FolderTransportConfig):
         return FolderTransport(tc.outgoing, tc.incoming, on_ack=tc.on_ack, fsync=tc.fsync, name=name)
+    if isinstance(tc, SftpTransportConfig):
+        from gateway.transports.sftp import SftpTransport
+
+        return SftpTransport(tc.host, tc.username, tc.outgoing, tc.incoming, str(tc.known_hosts), port=tc.port,
+                             key_file=str(tc.key_file) if tc.key_file else None, key_passphrase=tc.key_passphrase,
+                             password=tc.password, on_ack=tc.on_ack, done_dir=tc.done_dir,
+                             connect_timeout=tc.connect_timeout, backoff_initial=tc.backoff_initial,
+                             backoff_max=tc.backoff_max, name=name)
+    if isinstance(tc, AmqpTransportConfig):
+        from gateway.transports.amqp import AmqpTransport
+
+        return AmqpTransport(tc.url, tc.incoming_queue, outgoing_queue=tc.outgoing_queue, password=tc.password,
+                             prefetch=tc.prefetch, dead_letter_exchange=tc.dead_letter_exchange,
+                             connection_name=tc.connection_name, name=name)
     raise ConfigError(f"transport {name}: kind {tc.kind!r} is not available")
 
 

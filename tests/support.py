@@ -2,6 +2,7 @@
 and sandbox as real processes. (A module, not a conftest, so tests/card/ can import it too.)"""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,3 +178,33 @@ def csv_rows(n_decls: int, lines: int = 2, prefix: str = "T") -> str:
             row["container_no"] = f"CSLU{d % 10000000:07d}"
             out.append(",".join(row[c] for c in cols))
     return "\n".join(out) + "\n"
+
+
+@contextlib.contextmanager
+def postgres_database(server: str = "postgresql+psycopg://postgres@127.0.0.1:5432"):
+    """A fresh database on the machine's PostgreSQL, dropped afterwards; yields its URL."""
+    import sqlalchemy as sa
+
+    name = f"swgw_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with admin.connect() as c:
+            c.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def use_transport(ws: "Workspace", gateway_toml: str, sandbox_toml: str) -> None:
+    """Point a workspace's gateway and sandbox at another transport (TOML for [transports.exchange]
+    and the sandbox's [transport])."""
+    cfg = ws.config.read_text()
+    start = cfg.index("[transports.exchange]")
+    end = cfg.index("[documents.declaration]")
+    ws.config.write_text(cfg[:start] + gateway_toml.strip() + "\n" + cfg[end:])
+    sb = ws.sandbox_config.read_text()
+    start = sb.index("[transport]")
+    end = sb.index("[declaration]")
+    ws.sandbox_config.write_text(sb[:start] + sandbox_toml.strip() + "\n" + sb[end:])

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from lxml import etree
 
-from support import DXP_XSD, SAMPLE_CSV, Workspace, csv_rows, wait_for
+from support import DXP_XSD, SAMPLE_CSV, Workspace, csv_rows, postgres_database, wait_for
 
 DXP = "{http://www.chinaport.gov.cn/dxp}"
 PER_DECLARATION = {"dxp-rep": 1, "import-response": 1, "dec-result": 4}
@@ -41,18 +41,12 @@ def drain(ws: Workspace, timeout=60, env=None):
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
+def store_url(request):
     if request.param == "sqlite":
         yield None
         return
-    name = f"swgw_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f"CREATE DATABASE {name}")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as c:
-        c.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-    admin.dispose()
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

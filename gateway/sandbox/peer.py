@@ -54,8 +54,9 @@ class Peer:
             self.transport.ack(item.ref)
             work += 1
         while self._queue and self._queue[0].due <= now:
-            sch = heapq.heappop(self._queue)
+            sch = self._queue[0]  # taken off the schedule only once it is sent
             self.transport.send(Outgoing(name=sch.name, data=sch.data, cop_msg_id=sch.name, doc_type=""))
+            heapq.heappop(self._queue)
             self.stats["receipts"] += 1
             work += 1
         return work
