@@ -13,6 +13,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.layering import merge
+
 
 class ConfigError(Exception):
     pass
@@ -150,6 +152,7 @@ class DocumentConfig(_Model):
     inbox: Path
     outbox: Path
     mapping: Path
+    record_mapping: Path | None = None           # for records from [amqp_intake] queues (default: mapping)
     transport: str                               # key of [transports.*]
     receiver_id: str = "DXPEDCSW00000001"
     msg_type: str = ""
@@ -157,6 +160,33 @@ class DocumentConfig(_Model):
     done_marker: bool = False                    # take <name> only once <name>.done exists
     max_file_bytes: int = 50 * 1024 * 1024
     encoding: str = "auto"                       # auto | utf-8 | utf-8-sig | gb18030
+
+
+class AmqpIntakeConfig(_Model):
+    """ERP records from RabbitMQ: one durable queue per document type, acked after the store
+    commit; a record that cannot be taken goes to the dead-letter queue with its reason."""
+
+    url: str = "amqp://guest@127.0.0.1:5672/%2F"
+    password: Secret | None = None
+    queues: dict[str, str]                       # document type -> queue
+    dead_letter_queue: str = "swgw.intake.dlq"
+    prefetch: int = 200
+    connection_name: str = "swgw-intake"
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+
+
+class ReceiptExchangeConfig(_Model):
+    """Receipts out to RabbitMQ: a durable topic exchange, routing key
+    <type>.<receipt-kind>.<enterprise-code>, correlation id = business key."""
+
+    url: str = "amqp://guest@127.0.0.1:5672/%2F"
+    password: Secret | None = None
+    exchange: str = "swgw.receipts"
+    mandatory: bool = False                      # True: a receipt no queue is bound for is an error
+    connection_name: str = "swgw-receipts"
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
 
 
 class SandboxConfig(_Model):
@@ -182,6 +212,8 @@ class Config(_Model):
     transports: dict[str, TransportConfig] = Field(default_factory=dict)
     documents: dict[str, DocumentConfig] = Field(default_factory=dict)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    amqp_intake: AmqpIntakeConfig | None = None
+    receipt_exchange: ReceiptExchangeConfig | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -229,18 +261,6 @@ def _resolve_store_url(cfg: Config, base: Path) -> None:
         cfg.store.url = prefix + os.path.normpath(base / url[len(prefix):])
 
 
-def _merge(base: dict, over: dict) -> dict:
-    """Deep-merge `over` into `base`. A table that names its `kind` replaces the base table
-    (a pcsc signer is not a software signer with extra keys); lists replace."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and "kind" not in value:
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """Read a config file, following `extends = "other.toml"` (relative to the file)."""
     if path.resolve() in seen:
@@ -257,7 +277,7 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     base_path = path.parent / parent
     if base_path.resolve().parent != path.resolve().parent:
         raise ConfigError(f"{path}: extends must name a file in the same folder, got {parent!r}")
-    return _merge(_read(base_path, (*seen, path.resolve())), raw)
+    return merge(_read(base_path, (*seen, path.resolve())), raw)
 
 
 def load(path: str | os.PathLike) -> Config:
@@ -291,5 +311,9 @@ def _check_references(cfg: Config, path: Path) -> None:
             if op.signer not in cfg.signers:
                 errors.append(f"{path}: [enterprise {ent.code} operator {op.name}] names signer "
                               f"{op.signer!r}, which is not defined under [signers]")
+    for doc_type in (cfg.amqp_intake.queues if cfg.amqp_intake else {}):
+        if doc_type not in cfg.documents:
+            errors.append(f"{path}: [amqp_intake.queues] names document type {doc_type!r}, which is not "
+                          f"configured under [documents]")
     if errors:
         raise ConfigError("\n".join(errors))

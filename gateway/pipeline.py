@@ -230,6 +230,14 @@ def route_batch(rt: Runtime, limit: int = 500) -> int:
             outbox = dt_.outbox if dt_ and msg is not None else rt.config.gateway.unmatched_outbox
             path = routing.route_to_folder(outbox, rec, msg, rec.raw, fsync=True, sync_dir=False)
             faults.hit("after-route-write")
+            if rt.publisher is not None:
+                try:
+                    routing.publish(rt.publisher, rec, msg)
+                except TransportError as exc:
+                    # the rest waits for the next pass, so each business key's receipts stay in order
+                    links.failed("receipt-exchange", "publish", exc)
+                    break
+                links.ok("receipt-exchange", "publish")
             routed.append((rec, msg, path))
         for folder in {p.parent for _, _, p in routed}:
             fsutil.fsync_dir(folder)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from gateway.layering import merge
 from gateway.mapping import readers
 from gateway.mapping.codes import CodeTables
 from gateway.mapping.errors import FieldError, InputError, MappingFileError, Origin
@@ -95,6 +96,24 @@ class Mapped:
         return items[0]
 
 
+def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A mapping file's TOML; `extends = "other.toml"` starts from another mapping (relative to
+    this file) and overrides what this one sets, section by section."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MappingFileError(f"{path}: mapping file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingFileError(f"{path}: {exc}") from None
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    base_path = (path.parent / base_name).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise MappingFileError(f"{path}: extends {base_name!r} makes a loop")
+    return merge(_read_raw(base_path, seen + (path.resolve(),)), raw)
+
+
 @dataclass
 class Mapping:
     path: Path
@@ -109,12 +128,7 @@ class Mapping:
     # -- loading -----------------------------------------------------------------
     @classmethod
     def load(cls, path: Path, codes_dir: Path | None = None, allowed: dict[str, set[str]] | None = None) -> "Mapping":
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise MappingFileError(f"{path}: mapping file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise MappingFileError(f"{path}: {exc}") from None
+        raw = _read_raw(Path(path))
 
         def need(key):
             if key not in raw:
@@ -158,6 +172,13 @@ class Mapping:
         if self.enterprise:
             needed.add(self.enterprise)
         missing = sorted(c for c in needed if c not in table.columns)
+        if missing and not table.fixed_columns:
+            table.columns.extend(missing)
+            missing = []
+        if not table.fixed_columns:
+            for _, values in table.rows:
+                for c in needed:
+                    values.setdefault(c, "")
         if missing:
             raise InputError(f"the header lacks column(s) {', '.join(missing)} that mapping "
                              f"{self.path.name} reads", row=1)
