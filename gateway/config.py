@@ -144,7 +144,23 @@ class AmqpTransportConfig(_Model):
     connection_name: str = "swgw-transport"
 
 
-TransportConfig = Annotated[Union[FolderTransportConfig, SftpTransportConfig, AmqpTransportConfig],
+class ClientFolderTransportConfig(_Model):
+    """The official Single Window desktop client's folders: swgw writes the bare business XML
+    into <imp_path>/<module>/OutBox (the client signs it with the card and sends it) and reads
+    import responses and status receipts from InBox, and what the client put in FailBox."""
+
+    kind: Literal["clientfolder"] = "clientfolder"
+    imp_path: Path                               # the client's ImpPath (client settings)
+    module: str = "DecCus001"                    # DecCus001 = customs declarations
+    role: Literal["gateway", "client"] = "gateway"   # client: the sandbox playing the desktop client
+    processed_dir: Path | None = None            # default: InBox/.processed
+    create: bool = False                         # make the boxes (tests, the sandbox)
+    fsync: bool = True
+    stale_after: float = 600.0                   # doctor: OutBox files older than this = client not running
+
+
+TransportConfig = Annotated[Union[FolderTransportConfig, SftpTransportConfig, AmqpTransportConfig,
+                                  ClientFolderTransportConfig],
                             Field(discriminator="kind")]
 
 

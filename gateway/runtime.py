@@ -14,6 +14,7 @@ from gateway.config import (
     ConfigError,
     Enterprise,
     AmqpTransportConfig,
+    ClientFolderTransportConfig,
     FolderTransportConfig,
     Operator,
     PcscSignerConfig,
@@ -79,6 +80,11 @@ class Runtime:
                                      dc.encoding, dc.max_file_bytes)
         return cls(cfg, engine, db.sessions(engine), doc_types, transports,
                    envelope.schema(XSD_DIR), dict(cfg.signers), publisher=open_publisher(cfg))
+
+    @property
+    def unsigned_transports(self) -> list[str]:
+        """Transports that carry the bare business XML: something else (the desktop client) signs."""
+        return [name for name, t in self.transports.items() if t.carries == "business"]
 
     # -- profile ------------------------------------------------------------------
     def enterprise(self, code: str) -> Enterprise | None:
@@ -151,6 +157,11 @@ def open_transport(name: str, tc) -> Transport:
                              password=tc.password, on_ack=tc.on_ack, done_dir=tc.done_dir,
                              connect_timeout=tc.connect_timeout, backoff_initial=tc.backoff_initial,
                              backoff_max=tc.backoff_max, name=name)
+    if isinstance(tc, ClientFolderTransportConfig):
+        from gateway.transports.clientfolder import ClientFolderTransport
+
+        return ClientFolderTransport(tc.imp_path, module=tc.module, role=tc.role, processed_dir=tc.processed_dir,
+                                     create=tc.create, fsync=tc.fsync, stale_after=tc.stale_after, name=name)
     if isinstance(tc, AmqpTransportConfig):
         from gateway.transports.amqp import AmqpTransport
 

@@ -38,8 +38,13 @@ def by_keys(session: Session, doc_type: str, keys: list[str]) -> dict[tuple[str,
 
 
 def in_state(session: Session, state: str, limit: int, doc_type: str | None = None,
-             signer: str | None = None) -> list[Message]:
+             signer: str | None = None, transports: list[str] | None = None,
+             not_transports: list[str] | None = None) -> list[Message]:
     q = select(Message).where(Message.state == state).order_by(Message.id).limit(limit)
+    if transports is not None:
+        q = q.where(Message.transport.in_(transports))
+    if not_transports:
+        q = q.where(Message.transport.not_in(not_transports))
     if doc_type:
         q = q.where(Message.doc_type == doc_type)
     if signer:

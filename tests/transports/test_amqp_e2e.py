@@ -218,3 +218,34 @@ def test_a_poison_record_goes_to_the_dead_letter_queue_and_the_rest_go_on(amqp_u
     states = {r["key"]: r["state"] for r in ws.status()}
     assert states["AMQ0000001"] == "invalid"
     assert drain_queue(amqp_url, intake_q) == [], "the queue is not blocked: nothing left in it"
+
+
+def test_doctor_checks_the_broker_queues_and_the_receipt_exchange(amqp_url, amqp_names, tmp_path, pki):
+    intake_q, dlq = amqp_names("erp-declaration"), amqp_names("erp-dlq")
+    to_sw, from_sw = amqp_names("to-sw"), amqp_names("from-sw")
+    exchange = amqp_names("receipts", "exchange")
+    ws = Workspace(tmp_path, pki)
+    use_transport(ws, f'[transports.exchange]\nkind = "amqp"\nurl = "{amqp_url}"\n'
+                      f'outgoing_queue = "{to_sw}"\nincoming_queue = "{from_sw}"\n', '[transport]\nkind="folder"\n'
+                      'outgoing = "a"\nincoming = "b"\n')
+    ws.config.write_text(ws.config.read_text() + f'\n[amqp_intake]\nurl = "{amqp_url}"\n'
+                         f'queues = {{ declaration = "{intake_q}" }}\ndead_letter_queue = "{dlq}"\n'
+                         f'[receipt_exchange]\nurl = "{amqp_url}"\nexchange = "{exchange}"\n')
+    before = ws.swgw("doctor")
+    assert before.returncode == 1
+    assert f"FAIL amqp intake: amqp queue {intake_q}" in before.stdout and "404" in before.stdout
+    assert f"FAIL receipt exchange: amqp exchange {exchange}" in before.stdout
+    assert "guest:guest" not in before.stdout + before.stderr, "the password never shows"
+    ws.swgw("db", "upgrade", check=True)
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))   # what the daemon declares when it starts
+    ch = conn.channel()
+    for q in (intake_q, dlq, to_sw, from_sw):
+        ch.queue_declare(q, durable=True)
+    ch.exchange_declare(exchange, exchange_type="topic", durable=True)
+    ch.basic_publish("", intake_q, b"{}")
+    conn.close()
+    after = ws.swgw("doctor")
+    assert after.returncode == 0, after.stdout
+    assert f"ok   amqp intake: amqp queue {intake_q}: 1 messages, 0 consumers" in after.stdout
+    assert f"ok   receipt exchange: amqp exchange {exchange}" in after.stdout
+    assert f"ok   transport exchange: amqp queue {to_sw}" in after.stdout
