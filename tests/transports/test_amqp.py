@@ -309,9 +309,6 @@ def test_receipts_topic_routing(amqp_url, amqp_names, raw):
         routing_key("declaration", "dec.result", "ENT1")
 
 
-@pytest.mark.skipif(not __import__("os").environ.get("SWGW_TEST_BROKER_RESTART"),
-                    reason="restarts the shared RabbitMQ app (stop_app/start_app); "
-                           "opt in with SWGW_TEST_BROKER_RESTART=1")
 def test_broker_restart_mid_publish_and_consume(make_amqp, amqp_names):
     import subprocess
 
