@@ -7,13 +7,12 @@ naming the file, the key and what is wrong.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gateway.layering import merge
+from gateway import layering
 
 
 class ConfigError(Exception):
@@ -277,24 +276,9 @@ def _resolve_store_url(cfg: Config, base: Path) -> None:
         cfg.store.url = prefix + os.path.normpath(base / url[len(prefix):])
 
 
-def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    """Read a config file, following `extends = "other.toml"` (relative to the file)."""
-    if path.resolve() in seen:
-        raise ConfigError(f"{path}: extends itself through {' -> '.join(str(p) for p in seen)}")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    parent = raw.pop("extends", None)
-    if parent is None:
-        return raw
-    base_path = path.parent / parent
-    if base_path.resolve().parent != path.resolve().parent:
-        raise ConfigError(f"{path}: extends must name a file in the same folder, got {parent!r}")
-    return merge(_read(base_path, (*seen, path.resolve())), raw)
-
+def _read(path: Path) -> dict:
+    """Read a config file, following `extends = "other.toml"` (in the same folder)."""
+    return layering.read(path, ConfigError, "config file", same_folder=True)
 
 def load(path: str | os.PathLike) -> Config:
     """Load a config; `extends = "gateway.toml"` layers this file over another in its folder."""

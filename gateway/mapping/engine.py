@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from gateway.layering import merge
+from gateway import layering
 from gateway.mapping import readers
 from gateway.mapping.codes import CodeTables
 from gateway.mapping.errors import FieldError, InputError, MappingFileError, Origin
@@ -96,24 +95,6 @@ class Mapped:
         return items[0]
 
 
-def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    """A mapping file's TOML; `extends = "other.toml"` starts from another mapping (relative to
-    this file) and overrides what this one sets, section by section."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MappingFileError(f"{path}: mapping file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise MappingFileError(f"{path}: {exc}") from None
-    base_name = raw.pop("extends", None)
-    if base_name is None:
-        return raw
-    base_path = (path.parent / base_name).resolve()
-    if base_path in seen or base_path == path.resolve():
-        raise MappingFileError(f"{path}: extends {base_name!r} makes a loop")
-    return merge(_read_raw(base_path, seen + (path.resolve(),)), raw)
-
-
 @dataclass
 class Mapping:
     path: Path
@@ -128,7 +109,7 @@ class Mapping:
     # -- loading -----------------------------------------------------------------
     @classmethod
     def load(cls, path: Path, codes_dir: Path | None = None, allowed: dict[str, set[str]] | None = None) -> "Mapping":
-        raw = _read_raw(Path(path))
+        raw = layering.read(Path(path), MappingFileError, "mapping file")  # `extends` another mapping
 
         def need(key):
             if key not in raw:
