@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -52,8 +53,7 @@ def take_files(rt: Runtime, dt: DocType, claimed: list[Claimed]) -> list[dict]:
         faults.hit("after-claim")
         work.append((i, c, data, sha, _evaluate_file(rt, dt, data)))  # the CPU work, before any transaction
     if work:
-        with rt.sessions.begin() as s:
-            stored = _store_batch(rt, s, [(dt, c, data, sha, evaluated, None) for _, c, data, sha, evaluated in work])
+        stored = _store_isolating(rt, [(dt, c, data, sha, evaluated, None) for _, c, data, sha, evaluated in work])
         reports.update({i: report for (i, *_), report in zip(work, stored)})
         for i, c, _, _, _ in work:
             faults.hit("after-intake-commit")
@@ -65,6 +65,28 @@ def take_files(rt: Runtime, dt: DocType, claimed: list[Claimed]) -> list[dict]:
             log.info("file taken", file=c.name, document=dt.key, outcome=report["outcome"],
                      accepted=len(report.get("accepted", [])), rejected=len(report.get("rejected", [])))
     return [reports[i] for i in range(len(claimed))]
+
+
+def _store_isolating(rt: Runtime, items) -> list[dict]:
+    """Store a batch in one transaction; if that fails for a reason other than the database
+    itself, store each item alone, so one item that trips a fault cannot hold the rest back
+    pass after pass. An item that fails alone is refused with what went wrong."""
+    try:
+        with rt.sessions.begin() as s:
+            return _store_batch(rt, s, items)
+    except (sa_exc.OperationalError, sa_exc.InterfaceError):
+        raise                     # the store is away: the whole batch waits for the next pass
+    except Exception as exc:
+        if len(items) == 1:
+            dt, claimed = items[0][0], items[0][1]
+            log.error("could not store; refused", file=claimed.name, document=dt.key,
+                      error=f"{type(exc).__name__}: {exc}")
+            return [{"file": claimed.name, "document": dt.key, "outcome": "error",
+                     "error": f"internal error while storing it ({type(exc).__name__}: {exc}); "
+                              f"nothing was sent — report this, then drop the file again"}]
+        log.warning("batch could not be stored; storing its items one by one", items=len(items),
+                    error=f"{type(exc).__name__}: {exc}")
+        return [report for item in items for report in _store_isolating(rt, [item])]
 
 
 def _store_batch(rt: Runtime, s, items) -> list[dict]:
@@ -290,9 +312,8 @@ def take_records(rt: Runtime, queue_intake, limit: int = 200) -> int:
         sha = hashlib.sha256(rec.body).hexdigest()
         claimed = Claimed(name=rec.message_id, path=Path(queue_intake.queue_per_type[rec.doc_type]) / rec.message_id)
         work.append((rec, dt, claimed, sha, _evaluate_file(rt, dt, rec.body, dt.record_mapping)))
-    with rt.sessions.begin() as s:
-        reports = _store_batch(rt, s, [(dt, claimed, rec.body, sha, evaluated, f"amqp:{claimed.path.parent}")
-                                       for rec, dt, claimed, sha, evaluated in work])
+    reports = _store_isolating(rt, [(dt, claimed, rec.body, sha, evaluated, f"amqp:{claimed.path.parent}")
+                                    for rec, dt, claimed, sha, evaluated in work])
     faults.hit("after-intake-commit")
     for (rec, dt, claimed, _, _), report in zip(work, reports):
         log.info("record taken", record=rec.message_id, document=dt.key, outcome=report["outcome"],

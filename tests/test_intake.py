@@ -45,3 +45,35 @@ def test_files_in_one_poll_same_content_and_same_keys(workspace):
             assert ids == [m.id for m in msgs[:3]], "the stored report names the messages it made"
     finally:
         rt.close()
+
+
+def test_a_file_that_trips_a_fault_while_storing_does_not_hold_back_the_others(workspace, monkeypatch):
+    """If storing a batch fails (here: a fault injected for one declaration), each file is
+    stored alone; the one that fails is refused with what went wrong, the others go on."""
+    rt = Runtime.open(config.load(workspace.config))
+    real_store = intake.store
+
+    def faulty_store(dt, s, ev, *args, **kwargs):
+        if ev.mapped.key == "BAD0000000":
+            raise RuntimeError("injected fault")
+        return real_store(dt, s, ev, *args, **kwargs)
+
+    monkeypatch.setattr(intake, "store", faulty_store)
+    try:
+        inbox = workspace.inbox
+        inbox.mkdir(parents=True, exist_ok=True)
+        (inbox / "good.csv").write_text(csv_rows(2, prefix="GOD"), encoding="utf-8")
+        (inbox / "bad.csv").write_text(csv_rows(1, prefix="BAD"), encoding="utf-8")
+        (inbox / "more.csv").write_text(csv_rows(1, prefix="MOR"), encoding="utf-8")
+        dt = rt.doc_types["declaration"]
+        dt.source.stable_seconds = 0
+        claimed = dt.source.poll() or dt.source.poll()
+        reports = {r["file"]: r for r in intake.take_files(rt, dt, claimed)}
+        assert reports["good.csv"]["outcome"] == reports["more.csv"]["outcome"] == "accepted"
+        assert reports["bad.csv"]["outcome"] == "error"
+        assert "injected fault" in reports["bad.csv"]["error"] and "drop the file again" in reports["bad.csv"]["error"]
+        assert (inbox / ".error" / "bad.csv").exists() and (inbox / ".error" / "bad.csv.error.json").exists()
+        with rt.sessions() as s:
+            assert sorted(m.business_key for m in s.query(Message)) == ["GOD0000000", "GOD0000001", "MOR0000000"]
+    finally:
+        rt.close()
