@@ -16,6 +16,9 @@ of the document the fields and where each comes from:
     per = "row"
     fields.CodeTS = { column = "hs_code", pattern = '^\\d{10}$', message = "HS code must be 10 digits" }
 
+Non-CSV formats take reader options in a [reader] table (JSON/XML: records, rows; see
+readers_tree.py); their columns are flattened paths such as `lines.qty` or `Goods/Item/HsCode`.
+
 Field options: column | value (constant) | default, required, type (str, int, decimal,
 date), scale, max_digits, date_format, pattern, max_length, min_length, codes (a code
 table), map (value translations applied before checks), upper, message.
@@ -105,6 +108,7 @@ class Mapping:
     sections: list[SectionSpec]
     codes: CodeTables
     delimiter: str = ","
+    reader: dict = field(default_factory=dict)   # reader options ([reader] table: records, rows …)
 
     # -- loading -----------------------------------------------------------------
     @classmethod
@@ -124,6 +128,11 @@ class Mapping:
         fmt = need("format")
         if fmt not in readers.READERS:
             raise MappingFileError(f"{path}: format {fmt!r} is not one of {sorted(readers.READERS)}")
+        reader = dict(raw.get("reader", {}))
+        unknown = set(reader) - readers.OPTIONS[fmt]
+        if unknown:
+            raise MappingFileError(f"{path}: [reader] option(s) {sorted(unknown)} are not options of the {fmt} "
+                                   f"reader (known: {sorted(readers.OPTIONS[fmt])})")
         sections = []
         for sname, sraw in need("sections").items():
             if allowed is not None and sname not in allowed:
@@ -142,7 +151,7 @@ class Mapping:
                                         sraw.get("skip_if_empty")))
         codes = CodeTables(Path(codes_dir) if codes_dir else Path(path).parent / "codes")
         m = cls(Path(path), need("document"), fmt, need("group_by"), raw.get("enterprise"), sections, codes,
-                raw.get("delimiter", ","))
+                raw.get("delimiter", ","), reader)
         for s in sections:
             for f in s.fields:
                 if f.codes:
@@ -151,25 +160,27 @@ class Mapping:
 
     # -- applying ----------------------------------------------------------------
     def read(self, data: bytes, encoding: str = "auto") -> readers.Table:
-        return readers.READERS[self.format](data, encoding=encoding, delimiter=self.delimiter)
+        options = {"delimiter": self.delimiter} if self.format == "csv" else {}
+        options.update(self.reader)
+        return readers.READERS[self.format](data, encoding=encoding, **options)
 
     def apply(self, table: readers.Table) -> list[Mapped]:
         needed = {f.column for s in self.sections for f in s.fields if f.column} | {self.group_by}
         if self.enterprise:
             needed.add(self.enterprise)
-        missing = sorted(c for c in needed if c not in table.columns)
+        missing = sorted(c for c in needed if c not in table.columns) if table.strict_columns else []
         if missing:
             raise InputError(f"the header lacks column(s) {', '.join(missing)} that mapping "
                              f"{self.path.name} reads", row=1)
         groups: dict[str, list[tuple[int, dict[str, str]]]] = {}
         for row_no, values in table.rows:
-            groups.setdefault(values[self.group_by].strip(), []).append((row_no, values))
+            groups.setdefault(values.get(self.group_by, "").strip(), []).append((row_no, values))
         return [self._map_group(key, rows, table) for key, rows in groups.items()]
 
     def _map_group(self, key: str, rows, table: readers.Table) -> Mapped:
         errors: list[FieldError] = []
         first_row = rows[0][0]
-        key_origin = Origin(first_row, self.group_by, table.column_number(self.group_by))
+        key_origin = table.origin(first_row, self.group_by)
         if not key:
             errors.append(FieldError.at(key_origin, self.group_by, "required",
                                         f"the grouping column {self.group_by} is empty"))
@@ -209,7 +220,7 @@ class Mapping:
                 other = values.get(f.column, "").strip()
                 if other != first:
                     errors.append(FieldError.at(
-                        Origin(row_no, f.column, table.column_number(f.column)), f"{spec.name}/{f.name}",
+                        table.origin(row_no, f.column), f"{spec.name}/{f.name}",
                         "consistent", f"differs from row {rows[0][0]} ({first!r}) although both rows belong to "
                         f"the same document", other))
                     break
@@ -218,7 +229,7 @@ class Mapping:
         row_no, values = row
         rec: Record = {}
         for f in spec.fields:
-            origin = Origin(row_no, f.column, table.column_number(f.column)) if f.column else Origin(row_no)
+            origin = table.origin(row_no, f.column)
             raw = values.get(f.column, "") if f.column else (f.value or "")
             text, err = convert(f, raw, self.codes)
             if err:

@@ -1,7 +1,9 @@
 """Readers turn a drop file into records: (origin row, {column: value}).
 
-Each reader is a function `read(data: bytes, options) -> Table`. CSV detects
-UTF-8, UTF-8 with BOM and GB18030 unless an encoding is configured.
+Each reader is a function `read(data: bytes, encoding, **options) -> Table`. CSV detects
+UTF-8, UTF-8 with BOM and GB18030 unless an encoding is configured. JSON and XML
+(see readers_tree.py) flatten each document record, and explode one nested list of
+lines into rows, so the same mapping engine groups and maps them.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import csv
 import io
 from dataclasses import dataclass
 
-from gateway.mapping.errors import InputError
+from gateway.mapping.errors import InputError, Origin
 
 
 @dataclass
@@ -17,12 +19,32 @@ class Table:
     columns: list[str]                       # header, in file order
     rows: list[tuple[int, dict[str, str]]]   # (row number as a spreadsheet shows it, values)
     encoding: str = ""
+    # JSON/XML: row -> column -> where the value sits in the file (path, line); a column
+    # absent from a record is simply empty, so the header need not list every column
+    paths: dict[int, dict[str, str]] | None = None
+    record_paths: dict[int, str] | None = None
+
+    @property
+    def strict_columns(self) -> bool:
+        return self.paths is None
 
     def column_number(self, name: str) -> int | None:
+        if self.paths is not None:
+            return None
         try:
             return self.columns.index(name) + 1
         except ValueError:
             return None
+
+    def origin(self, row: int, column: str | None) -> Origin:
+        if self.paths is None:
+            return Origin(row, column, self.column_number(column) if column else None)
+        where = self.paths.get(row, {})
+        path = where.get(column) if column else None
+        if path is None:  # a value absent from the record: name where it would go
+            base = (self.record_paths or {}).get(row, "")
+            path = f"{base}: {column}" if column else base
+        return Origin(row, column, None, path or None)
 
 
 def decode(data: bytes, encoding: str = "auto") -> tuple[str, str]:
@@ -45,7 +67,7 @@ def decode(data: bytes, encoding: str = "auto") -> tuple[str, str]:
                          f"set encoding in the document's config") from None
 
 
-def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",") -> Table:
+def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",", **_) -> Table:
     text, used = decode(data, encoding)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
@@ -73,4 +95,7 @@ def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",") -> Table
     return Table(columns=header, rows=rows, encoding=used)
 
 
-READERS = {"csv": read_csv}
+from gateway.mapping import readers_tree  # noqa: E402  (it uses Table, defined above)
+
+READERS = {"csv": read_csv, "json": readers_tree.read_json, "xml": readers_tree.read_xml}
+OPTIONS = {"csv": {"delimiter"}, "json": {"records", "rows"}, "xml": {"records", "rows"}}

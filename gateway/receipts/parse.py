@@ -23,6 +23,7 @@ class Kind:
     fields: tuple[str, ...]
     refs: tuple[str, ...]          # field names that identify the message, most specific first
     record: str | None = None      # element holding the fields, if not the root
+    doc_type_by: tuple[str, dict[str, str]] | None = None   # receipts shared by families: field -> type
 
 
 KINDS: dict[str, Kind] = {
@@ -100,7 +101,11 @@ def parse_business(data: bytes) -> Parsed:
             raise ReceiptError(f"<{_local(root)}> has no <{kind.record}>")
     fields = _read_fields(record, kind.fields)
     refs = [(REF_KEYS.get(r, r), fields[r]) for r in kind.refs if fields.get(r)]
-    return Parsed(kind.name, kind.doc_type, fields, refs, data)
+    doc_type = kind.doc_type
+    if kind.doc_type_by:
+        name, table = kind.doc_type_by
+        doc_type = table.get(fields.get(name, ""), "")   # unknown: correlate across families
+    return Parsed(kind.name, doc_type, fields, refs, data)
 
 
 def _dxp_rep(root, data: bytes) -> Parsed:

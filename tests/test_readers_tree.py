@@ -1,0 +1,52 @@
+"""JSON and XML drop files: records flattened, lines exploded into rows, values located by path."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from support import SHARED
+from gateway.mapping.errors import InputError
+from gateway.mapping.readers import READERS
+
+EXPORT = SHARED / "erp-samples" / "export-license.json"
+ORIGIN = SHARED / "erp-samples" / "origin.xml"
+
+
+def test_json_records_and_lines_become_rows_with_exact_numbers():
+    table = READERS["json"](EXPORT.read_bytes(), records="applications", rows="lines")
+    ((row, values),) = table.rows
+    assert values["apply_no"] == "EL2026000101" and values["lines.unit_price"] == "11.11"
+    assert values["goods_name"] == "1,1,1,2,2-五氟-3,3-二氯丙烷"
+    assert table.origin(row, "lines.qty").path == "$.applications[0].lines[0].qty"
+    assert table.origin(row, "total_qty").path == "$.applications[0].lines[0]: total_qty"
+
+
+def test_json_nested_objects_flatten_and_a_record_without_lines_is_one_row():
+    data = json.dumps({"batch": {"docs": [{"no": "A", "who": {"code": "X1"}, "lines": []},
+                                          {"no": "B", "lines": [{"q": 1}, {"q": 2.50}]}]}}).encode()
+    table = READERS["json"](data, records="batch.docs", rows="lines")
+    assert [(v["no"], v.get("lines.q")) for _, v in table.rows] == [("A", None), ("B", "1"), ("B", "2.5")]
+    assert table.rows[0][1]["who.code"] == "X1"
+
+
+@pytest.mark.parametrize("data,needle", [(b'{"applications": [', "not valid JSON"),
+                                         (b'{"other": []}', "no 'applications'"),
+                                         (b'{"applications": [1]}', "not a record")])
+def test_json_that_cannot_be_read_says_why(data, needle):
+    with pytest.raises(InputError, match=needle.replace("[", r"\[")):
+        READERS["json"](data, records="applications", rows="lines")
+
+
+def test_xml_records_and_rows_keep_element_paths_and_lines():
+    table = READERS["xml"](ORIGIN.read_bytes(), records="Application", rows="Goods/Item")
+    ((row, values),) = table.rows
+    assert values["InvoiceNo"] == "INV-2026-0331" and values["Goods/Item/HsCode"] == "848180"
+    assert table.origin(row, "Goods/Item/FilingNo").path == \
+        "/OriginApplications/Application/Goods/Item/FilingNo (line 39)"
+
+
+def test_xml_with_a_doctype_is_refused():
+    data = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]><OriginApplications/>'
+    with pytest.raises(InputError, match="DOCTYPE|entit"):
+        READERS["xml"](data, records="Application")
