@@ -17,11 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DXP_XSD = SHARED / "reference" / "dxp" / "dxp-terminal-node-202205.xsd"
 SAMPLE_CSV = ROOT / "samples" / "declaration.csv"
+# the catalogue families a workspace can add (Workspace(families=[...])): key -> mapping file
+FAMILY_MAPPINGS = {
+    "export-license": "export-license-json.toml",
+    "me-import-license": "me-import-license-csv.toml",
+    "auto-import-license": "auto-import-license-xml.toml",
+}
 
 
 class Workspace:
-    def __init__(self, root: Path, pki: dict, store_url: str | None = None, **opts):
+    def __init__(self, root: Path, pki: dict, store_url: str | None = None, families=(), **opts):
         self.root = root
+        self.families = tuple(families)
         self.var = root / "var"
         self.inbox = root / "inbox" / "declaration"
         self.outbox = root / "outbox" / "declaration"
@@ -55,6 +62,8 @@ class Workspace:
             name = "大连远洋五金进出口有限公司"
             customs_code = "2102930001"
             dxp_sender_id = "DXPENT0000012345"
+            ccpit_code = "210200123"
+            mofcom_code = "2102776367555"
               [[enterprise.operators]]
               name = "王丹"
               signer = "op"
@@ -75,6 +84,7 @@ class Workspace:
             mapping = "{ROOT / 'mappings' / 'declaration-csv.toml'}"
             transport = "exchange"
             stable_seconds = {stable_seconds}
+            {self._family_documents(stable_seconds)}
             [sandbox]
             mode = "{sandbox_mode}"
             config = "sandbox.toml"
@@ -97,7 +107,51 @@ class Workspace:
             channels = ["L", "E"]
             note = "申报要素不全"
             {extra_rules}
+            {self._family_scenarios(delay)}
             """))
+
+    def _family_documents(self, stable_seconds) -> str:
+        out = []
+        for key in self.families:
+            out.append(f"""
+            [documents.{key}]
+            inbox = "inbox/{key}"
+            outbox = "outbox/{key}"
+            mapping = "{ROOT / 'mappings' / FAMILY_MAPPINGS[key]}"
+            transport = "exchange"
+            stable_seconds = {stable_seconds}""")
+        return "".join(out)
+
+    def _family_scenarios(self, delay) -> str:
+        out = []
+        for key in self.families:
+            if key.endswith("-license"):  # MOFCOM: applications whose number starts RET are returned
+                out.append(f"""
+            [{key}]
+            first_delay = {delay}
+            delay = {delay}
+            customs = ["暂未到达海关", "海关入库成功"]
+            write_offs = 2
+            [[{key}.rules]]
+            when = {{ ApplyNo = "RET" }}
+            flow = ["待初审", "退回"]
+            opinion = "规格型号与批复单不符，请核实后重新申报"
+            """)
+        return "".join(out)
+
+    def inbox_of(self, key: str) -> Path:
+        return self.root / "inbox" / key
+
+    def outbox_of(self, key: str) -> Path:
+        return self.root / "outbox" / key
+
+    def drop_to(self, key: str, name: str, data: bytes | str) -> Path:
+        inbox = self.inbox_of(key)
+        inbox.mkdir(parents=True, exist_ok=True)
+        tmp = inbox / f".{name}.part"
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, inbox / name)
+        return inbox / name
 
     # -- processes --------------------------------------------------------------------
     def swgw(self, *args, env=None, check=False, timeout=120) -> subprocess.CompletedProcess:

@@ -5,8 +5,10 @@ import json
 
 import pytest
 
-from support import SHARED
-from gateway.mapping.errors import InputError
+from support import ROOT, SHARED
+from gateway.documents import family
+from gateway.mapping.engine import Mapping
+from gateway.mapping.errors import InputError, MappingFileError
 from gateway.mapping.readers import READERS
 
 EXPORT = SHARED / "erp-samples" / "export-license.json"
@@ -50,3 +52,26 @@ def test_xml_with_a_doctype_is_refused():
     data = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]><OriginApplications/>'
     with pytest.raises(InputError, match="DOCTYPE|entit"):
         READERS["xml"](data, records="Application")
+
+
+def test_a_json_mapping_reports_errors_by_path():
+    fam = family("export-license")
+    mapping = Mapping.load(ROOT / "mappings" / "export-license-json.toml", allowed=fam.sections())
+    batch = json.loads(EXPORT.read_text(encoding="utf-8"))
+    batch["applications"][0]["goods_code"] = "29037500"
+    batch["applications"][0]["lines"][0]["qty"] = "many"
+    (doc,) = mapping.apply(mapping.read(json.dumps(batch, ensure_ascii=False).encode()))
+    located = sorted(e.located("x.json") for e in doc.errors)
+    assert located == [
+        "x.json, $.applications[0].goods_code: LicenseHead/GoodsCode: HS code must be 10 digits [rule pattern] "
+        "value '29037500'",
+        "x.json, $.applications[0].lines[0].qty: LicenseLine/Qty: must be a number [rule type] value 'many'",
+    ]
+
+
+def test_reader_options_are_checked_when_the_mapping_loads(tmp_path):
+    text = (ROOT / "mappings" / "export-license-json.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('rows = "lines"', 'rowz = "lines"'), encoding="utf-8")
+    with pytest.raises(MappingFileError, match="rowz"):
+        Mapping.load(bad, codes_dir=ROOT / "mappings" / "codes")

@@ -5,9 +5,10 @@ from pathlib import Path
 
 from gateway.documents.base import DocumentFamily
 from gateway.documents.declaration import Declaration
+from gateway.documents.licence import AutoImportLicense, ExportLicense, MeImportLicense
 
 FAMILIES: dict[str, type[DocumentFamily]] = {
-    Declaration.key: Declaration,
+    cls.key: cls for cls in (Declaration, ExportLicense, MeImportLicense, AutoImportLicense)
 }
 
 XSD_DIR = Path(__file__).resolve().parents[2] / "xsd"

@@ -26,6 +26,8 @@ class Kind:
     doc_type_by: tuple[str, dict[str, str]] | None = None   # receipts shared by families: field -> type
 
 
+LICENCE_TYPES = {"4": "export-license", "O": "me-import-license", "7": "auto-import-license"}
+
 KINDS: dict[str, Kind] = {
     "DecImportResponse": Kind("import-response", "declaration",
                               ("ResponseCode", "ErrorMessage", "ClientSeqNo", "SeqNo", "TrnPreId"),
@@ -34,6 +36,15 @@ KINDS: dict[str, Kind] = {
                      ("CUS_CIQ_NO", "ENTRY_ID", "NOTICE_DATE", "CHANNEL", "NOTE", "CUSTOM_MASTER", "I_E_DATE",
                       "D_DATE"),
                      ("CUS_CIQ_NO", "ENTRY_ID"), record="DEC_RESULT"),
+    # MOFCOM licences: one receipt shape for the three licence families, told apart by 监管代码
+    "LicenseApprovalResult": Kind("licence-approval", "",
+                                  ("SupervisionCode", "ApplyNo", "MofcomApplyNo", "LicenseNo", "Status", "Opinion",
+                                   "ApprovedQty", "NoticeTime"),
+                                  ("ApplyNo", "LicenseNo"), doc_type_by=("SupervisionCode", LICENCE_TYPES)),
+    "LicenseCustomsStatus": Kind("licence-customs", "",
+                                 ("SupervisionCode", "LicenseNo", "ApplyNo", "CustomsStatus", "EntryId", "WriteOffQty",
+                                  "UsedQty", "RemainingQty", "Note", "NoticeTime"),
+                                 ("ApplyNo", "LicenseNo"), doc_type_by=("SupervisionCode", LICENCE_TYPES)),
 }
 # how a ref field is stored as a message key
 REF_KEYS = {"ClientSeqNo": "ClientSeqNo", "SeqNo": "SeqNo", "CUS_CIQ_NO": "SeqNo", "ENTRY_ID": "EntryId"}

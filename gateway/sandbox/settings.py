@@ -30,6 +30,29 @@ class DeclarationScenario(_Model):
     rules: list[Rule] = Field(default_factory=list)
 
 
+class LicenceRule(_Model):
+    """When every `when` pattern matches the application, play this instead."""
+
+    when: dict[str, str]
+    flow: list[str] | None = None            # approval statuses (待初审 审批中 审批通过 退回 撤销 …)
+    opinion: str = ""                        # 审批意见 on the last approval status
+    customs: list[str] | None = None         # licence customs statuses after approval
+    write_offs: int | None = None
+    silent: bool = False
+
+
+class LicenceScenario(_Model):
+    """A MOFCOM licence: the approval flow, then the licence's customs status, then 报关单核注
+    write-offs (一批一证: one, for the whole quantity; 非一批一证: `write_offs` equal parts)."""
+
+    flow: list[str] = Field(default_factory=lambda: ["待初审", "审批中", "审批通过"])
+    customs: list[str] = Field(default_factory=lambda: ["海关入库成功"])
+    write_offs: int = 1
+    first_delay: float = 0.2
+    delay: float = 0.3
+    rules: list[LicenceRule] = Field(default_factory=list)
+
+
 class PeerSettings(_Model):
     platform_id: str = "DXPEDCSW00000001"
     archive_dir: Path = Path("var/sandbox/received")
@@ -42,7 +65,12 @@ class SandboxSettings(_Model):
     source: Path = Path("sandbox.toml")
     peer: PeerSettings = Field(default_factory=PeerSettings)
     transport: TransportConfig
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     declaration: DeclarationScenario = Field(default_factory=DeclarationScenario)
+    export_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="export-license")
+    me_import_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="me-import-license")
+    auto_import_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="auto-import-license")
 
 
 def load(path: Path) -> SandboxSettings:
