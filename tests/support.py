@@ -22,6 +22,7 @@ FAMILY_MAPPINGS = {
     "export-license": "export-license-json.toml",
     "me-import-license": "me-import-license-csv.toml",
     "auto-import-license": "auto-import-license-xml.toml",
+    "inspection-feedback": "inspection-feedback-csv.toml",
 }
 
 
@@ -125,6 +126,17 @@ class Workspace:
     def _family_scenarios(self, delay) -> str:
         out = []
         for key in self.families:
+            if key == "inspection-feedback":  # declarations INS… are inspected (C) and get an order
+                out.append(f"""
+            [inspection]
+            delay = {delay}
+            [[inspection.rules]]
+            when = {{ MessageNo = "^FBRET" }}
+            reason = "调箱信息与查验指令不符：集装箱未在查验区"
+            [[declaration.rules]]
+            when = {{ ClientSeqNo = "^INS" }}
+            channels = ["L", "C", "P", "R"]
+            """)
             if key.endswith("-license"):  # MOFCOM: applications whose number starts RET are returned
                 out.append(f"""
             [{key}]

@@ -5,10 +5,11 @@ from pathlib import Path
 
 from gateway.documents.base import DocumentFamily
 from gateway.documents.declaration import Declaration
+from gateway.documents.inspection import InspectionFeedback
 from gateway.documents.licence import AutoImportLicense, ExportLicense, MeImportLicense
 
 FAMILIES: dict[str, type[DocumentFamily]] = {
-    cls.key: cls for cls in (Declaration, ExportLicense, MeImportLicense, AutoImportLicense)
+    cls.key: cls for cls in (Declaration, ExportLicense, MeImportLicense, AutoImportLicense, InspectionFeedback)
 }
 
 XSD_DIR = Path(__file__).resolve().parents[2] / "xsd"

@@ -20,7 +20,7 @@ Non-CSV formats take reader options in a [reader] table (JSON/XML: records, rows
 readers_tree.py); their columns are flattened paths such as `lines.qty` or `Goods/Item/HsCode`.
 
 Field options: column | value (constant) | default, required, type (str, int, decimal,
-date), scale, max_digits, date_format, pattern, max_length, min_length, codes (a code
+date, datetime), scale, max_digits, date_format, pattern, max_length, min_length, codes (a code
 table), map (value translations applied before checks), upper, message.
 
 Every produced value keeps its origin (row, column) so later checks (XSD, business
@@ -41,7 +41,7 @@ from gateway.mapping.errors import FieldError, InputError, MappingFileError, Ori
 
 FIELD_KEYS = {"column", "value", "default", "required", "type", "scale", "max_digits", "date_format",
               "pattern", "max_length", "min_length", "codes", "map", "upper", "message"}
-TYPES = {"str", "int", "decimal", "date"}
+TYPES = {"str", "int", "decimal", "date", "datetime"}
 
 
 @dataclass
@@ -306,6 +306,16 @@ def convert(f: FieldSpec, raw: str, codes: CodeTables) -> tuple[str, tuple[str, 
                 continue
         else:
             return "", ("type", f.message or f"must be a date ({f.date_format})")
+    elif f.type == "datetime":  # -> yyyyMMddHHmmss
+        for fmt in (f.date_format, "%Y%m%d%H%M%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S",
+                    "%Y-%m-%d %H:%M"):
+            try:
+                text = dt.datetime.strptime(text, fmt).strftime("%Y%m%d%H%M%S")
+                break
+            except ValueError:
+                continue
+        else:
+            return "", ("type", f.message or "must be a date and time (yyyy-MM-dd HH:mm:ss)")
     if f.max_length is not None and len(text) > f.max_length:
         return "", ("max_length", f.message or f"is {len(text)} characters, at most {f.max_length} allowed")
     if f.min_length is not None and len(text) < f.min_length:

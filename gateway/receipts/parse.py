@@ -45,6 +45,14 @@ KINDS: dict[str, Kind] = {
                                  ("SupervisionCode", "LicenseNo", "ApplyNo", "CustomsStatus", "EntryId", "WriteOffQty",
                                   "UsedQty", "RemainingQty", "Note", "NoticeTime"),
                                  ("ApplyNo", "LicenseNo"), doc_type_by=("SupervisionCode", LICENCE_TYPES)),
+    # customs inspection: the order finds its declaration by 报关单号; the feedback receipt its feedback
+    "InspectionOrder": Kind("inspection-order", "declaration",
+                            ("InspectionNo", "EntryId", "InspCustoms", "UnloadPlaceCode", "TradeName", "NoticeTime",
+                             "Note"),
+                            ("EntryId", "InspectionNo")),
+    "InspectionFeedbackReceipt": Kind("feedback-receipt", "inspection-feedback",
+                                      ("MessageNo", "InspectionNo", "EntryId", "Status", "Reason", "ReceiptTime"),
+                                      ("MessageNo",)),
 }
 # how a ref field is stored as a message key
 REF_KEYS = {"ClientSeqNo": "ClientSeqNo", "SeqNo": "SeqNo", "CUS_CIQ_NO": "SeqNo", "ENTRY_ID": "EntryId"}

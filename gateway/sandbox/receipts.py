@@ -98,3 +98,42 @@ def licence_customs(code: str, licence_no: str, apply_no: str, status: str, entr
         ("SupervisionCode", code), ("LicenseNo", licence_no), ("ApplyNo", apply_no), ("CustomsStatus", status),
         ("EntryId", entry_id), ("WriteOffQty", write_off), ("UsedQty", used), ("RemainingQty", remaining),
         ("Note", note), ("NoticeTime", _now_iso())])
+
+
+INSPECTION_NS = "urn:swgw:inspection"
+
+
+def _inspection_doc(root_name: str, values: list[tuple[str, str]]):
+    q = f"{{{INSPECTION_NS}}}"
+    root = etree.Element(q + root_name, nsmap={None: INSPECTION_NS})
+    for name, value in values:
+        if value not in (None, ""):
+            _el(root, q + name, str(value))
+    return root
+
+
+def inspection_order(inspection_no: str, entry_id: str, customs: str, unload_place: str, trade_name: str,
+                     containers: list[tuple[str, str]], note: str = "") -> bytes:
+    """海关查验指令: customs orders the containers of a declaration to the inspection area."""
+    root = _inspection_doc("InspectionOrder", [
+        ("InspectionNo", inspection_no), ("EntryId", entry_id), ("InspCustoms", customs),
+        ("UnloadPlaceCode", unload_place), ("TradeName", trade_name),
+        ("NoticeTime", dt.datetime.now().strftime("%Y%m%d%H%M%S")), ("Note", note)])
+    if containers:
+        q = f"{{{INSPECTION_NS}}}"
+        box = _el(root, q + "OrderContainers")
+        for cid, md in containers:
+            item = _el(box, q + "OrderContainer")
+            _el(item, q + "ContainerId", cid)
+            if md:
+                _el(item, q + "ContainerMd", md)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def feedback_receipt(message_no: str, inspection_no: str, entry_id: str, ok: bool, reason: str = "") -> bytes:
+    """The answer to a container-shift feedback, with 回执时间."""
+    root = _inspection_doc("InspectionFeedbackReceipt", [
+        ("MessageNo", message_no), ("InspectionNo", inspection_no), ("EntryId", entry_id),
+        ("Status", "成功" if ok else "退回"), ("Reason", reason),
+        ("ReceiptTime", dt.datetime.now().strftime("%Y%m%d%H%M%S"))])
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

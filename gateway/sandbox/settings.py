@@ -53,6 +53,21 @@ class LicenceScenario(_Model):
     rules: list[LicenceRule] = Field(default_factory=list)
 
 
+class FeedbackRule(_Model):
+    when: dict[str, str]
+    reason: str                              # return the feedback (退回) with this reason
+
+
+class InspectionScenario(_Model):
+    """Inspection orders (sent after a declaration's C channel) and answers to feedbacks."""
+
+    unload_place: str = "DLCY01"             # 卸货地代码 on the orders
+    note: str = "请于24小时内将集装箱调至查验区"
+    delay: float = 0.2                       # feedback -> receipt
+    known_orders: list[str] = Field(default_factory=list)   # orders issued before this run (查验编号)
+    rules: list[FeedbackRule] = Field(default_factory=list)
+
+
 class PeerSettings(_Model):
     platform_id: str = "DXPEDCSW00000001"
     archive_dir: Path = Path("var/sandbox/received")
@@ -71,6 +86,7 @@ class SandboxSettings(_Model):
     export_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="export-license")
     me_import_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="me-import-license")
     auto_import_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="auto-import-license")
+    inspection: InspectionScenario = Field(default_factory=InspectionScenario)
 
 
 def load(path: Path) -> SandboxSettings:

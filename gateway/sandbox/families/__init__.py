@@ -55,10 +55,10 @@ def match(rules, text: Callable[[str], str]):
 
 
 def players() -> dict[str, Callable[[Play], None]]:
-    from gateway.sandbox.families import declaration, licence
+    from gateway.sandbox.families import declaration, inspection, licence
 
     out = {}
-    for mod in (declaration, licence):
+    for mod in (declaration, licence, inspection):
         for root in mod.ROOTS:
             out[root] = mod.play
     return out

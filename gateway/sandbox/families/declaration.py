@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from gateway.sandbox import receipts
-from gateway.sandbox.families import Play, match
+from gateway.sandbox.families import Play, inspection, match
 
 ROOTS = ("DecMessage",)
 
@@ -39,3 +39,5 @@ def play(p: Play) -> None:
                                       customs, p.text("IEDate"))
         p.later(sc.import_delay + sc.delay * i, f"Receipt_{base}_{i + 1}_{channel}.xml",
                 p.reply("DEC_DATA", payload, keys))
+        if channel == "C":  # 查验: customs also pushes an inspection order to the enterprise
+            inspection.issue(p, sc.import_delay + sc.delay * i + sc.delay / 2, entry_id, customs, n, keys)
