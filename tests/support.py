@@ -23,6 +23,8 @@ FAMILY_MAPPINGS = {
     "me-import-license": "me-import-license-csv.toml",
     "auto-import-license": "auto-import-license-xml.toml",
     "inspection-feedback": "inspection-feedback-csv.toml",
+    "origin": "origin-xml.toml",
+    "origin-filing": "origin-filing-json.toml",
 }
 
 
@@ -125,6 +127,21 @@ class Workspace:
 
     def _family_scenarios(self, delay) -> str:
         out = []
+        if {"origin", "origin-filing"} & set(self.families):  # CCPIT: RET… returned, VOID… voided
+            out.append(f"""
+            [origin]
+            delay = {delay}
+            known_filings = ["26S2102M9997/00054"]
+            [[origin.rules]]
+            when = {{ InvoiceNo = "^RET" }}
+            reason = "发票金额与FOB值不符，请核实"
+            [[origin.rules]]
+            when = {{ InvoiceNo = "^VOID" }}
+            void = "企业申请作废"
+            [[origin.filing_rules]]
+            when = {{ FilingApplyNo = "^PFRET" }}
+            reason = "原材料信息不完整：缺少从价百分比"
+            """)
         for key in self.families:
             if key == "inspection-feedback":  # declarations INS… are inspected (C) and get an order
                 out.append(f"""

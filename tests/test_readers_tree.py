@@ -75,3 +75,17 @@ def test_reader_options_are_checked_when_the_mapping_loads(tmp_path):
     bad.write_text(text.replace('rows = "lines"', 'rowz = "lines"'), encoding="utf-8")
     with pytest.raises(MappingFileError, match="rowz"):
         Mapping.load(bad, codes_dir=ROOT / "mappings" / "codes")
+
+
+def test_reference_lookup_fills_names_and_checks_its_column_at_load(tmp_path):
+    fam = family("origin")
+    mapping = Mapping.load(ROOT / "mappings" / "origin-xml.toml", allowed=fam.sections())
+    (doc,) = mapping.apply(mapping.read(ORIGIN.read_bytes()))
+    head = doc.first("CertHead")
+    assert head["ExporterName"].text == "DAL INTERNATIONAL TRADING CO., LTD."
+    assert head["ExporterName"].origin.path.startswith("/OriginApplications/Application/ExporterCode")
+    text = (ROOT / "mappings" / "origin-xml.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("ccpit_exporters.name_en", "ccpit_exporters.nmae_en"), encoding="utf-8")
+    with pytest.raises(MappingFileError, match="nmae_en"):
+        Mapping.load(bad, codes_dir=ROOT / "mappings" / "codes")

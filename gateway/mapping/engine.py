@@ -21,7 +21,8 @@ readers_tree.py); their columns are flattened paths such as `lines.qty` or `Good
 
 Field options: column | value (constant) | default, required, type (str, int, decimal,
 date, datetime), scale, max_digits, date_format, pattern, max_length, min_length, codes (a code
-table), map (value translations applied before checks), upper, message.
+table), map (value translations applied before checks), upper, message, lookup
+("table.column": the code's row in a reference table gives the value, e.g. an exporter's name).
 
 Every produced value keeps its origin (row, column) so later checks (XSD, business
 rules) can report errors in terms of the user's file.
@@ -40,7 +41,7 @@ from gateway.mapping.codes import CodeTables
 from gateway.mapping.errors import FieldError, InputError, MappingFileError, Origin
 
 FIELD_KEYS = {"column", "value", "default", "required", "type", "scale", "max_digits", "date_format",
-              "pattern", "max_length", "min_length", "codes", "map", "upper", "message"}
+              "pattern", "max_length", "min_length", "codes", "map", "upper", "message", "lookup"}
 TYPES = {"str", "int", "decimal", "date", "datetime"}
 
 
@@ -62,6 +63,7 @@ class FieldSpec:
     map: dict[str, str] = field(default_factory=dict)
     upper: bool = False
     message: str | None = None
+    lookup: tuple[str, str] | None = None      # (reference table, column): the code's data replaces it
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Mapped:
     rows: list[int]
     sections: dict[str, list[Record]]
     errors: list[FieldError]
+    reference: CodeTables | None = None   # the mapping's code and reference tables, for family rules
 
     def first(self, section: str) -> Record:
         items = self.sections.get(section) or [{}]
@@ -155,7 +158,14 @@ class Mapping:
         for s in sections:
             for f in s.fields:
                 if f.codes:
-                    codes.table(f.codes)  # fail at load, not at the first row
+                    codes.rows(f.codes)  # fail at load, not at the first row
+                if f.lookup:
+                    table, column = f.lookup
+                    rows = codes.rows(table)
+                    first = next(iter(rows.values()), None)
+                    if first is not None and column not in first:
+                        raise MappingFileError(f"{path}: [sections.{s.name}] field {f.name}: lookup column "
+                                               f"{column!r} is not a column of {codes.paths[table]}")
         return m
 
     # -- applying ----------------------------------------------------------------
@@ -204,7 +214,7 @@ class Mapping:
                         seen.add(ident)
                     items.append(rec)
                 sections[spec.name] = items
-        return Mapped(key, key_origin, enterprise, [r for r, _ in rows], sections, errors)
+        return Mapped(key, key_origin, enterprise, [r for r, _ in rows], sections, errors, self.codes)
 
     @staticmethod
     def _raw(spec: SectionSpec, fname: str, row) -> str:
@@ -248,6 +258,13 @@ def _field_spec(path, sname, fname, fraw) -> FieldSpec:
         raise MappingFileError(f"{path}: [sections.{sname}] field {fname}: unknown option(s) {sorted(unknown)}")
     if "column" not in fraw and "value" not in fraw:
         raise MappingFileError(f"{path}: [sections.{sname}] field {fname}: needs 'column' or 'value'")
+    lookup = None
+    if "lookup" in fraw:
+        table, _, column = str(fraw["lookup"]).partition(".")
+        if not table or not column:
+            raise MappingFileError(f"{path}: [sections.{sname}] field {fname}: lookup must be 'table.column', "
+                                   f"e.g. 'ccpit_exporters.name_en'")
+        lookup = (table, column)
     ftype = fraw.get("type", "str")
     if ftype not in TYPES:
         raise MappingFileError(f"{path}: [sections.{sname}] field {fname}: type {ftype!r} not in {sorted(TYPES)}")
@@ -260,7 +277,7 @@ def _field_spec(path, sname, fname, fraw) -> FieldSpec:
                      max_digits=fraw.get("max_digits"), date_format=fraw.get("date_format", "%Y%m%d"),
                      pattern=pattern, max_length=fraw.get("max_length"), min_length=fraw.get("min_length"),
                      codes=fraw.get("codes"), map={str(k): str(v) for k, v in fraw.get("map", {}).items()},
-                     upper=bool(fraw.get("upper", False)), message=fraw.get("message"))
+                     upper=bool(fraw.get("upper", False)), message=fraw.get("message"), lookup=lookup)
 
 
 def convert(f: FieldSpec, raw: str, codes: CodeTables) -> tuple[str, tuple[str, str] | None]:
@@ -324,4 +341,9 @@ def convert(f: FieldSpec, raw: str, codes: CodeTables) -> tuple[str, tuple[str, 
         return "", ("pattern", f.message or f"does not match {f.pattern.pattern}")
     if f.codes and not codes.has(f.codes, text):
         return "", ("code", f.message or f"is not a code in table {f.codes!r}")
+    if f.lookup:
+        found = codes.lookup(f.lookup[0], f.lookup[1], text)
+        if found is None:
+            return "", ("reference", f"{text} is not in the reference data {f.lookup[0]!r}")
+        text = found
     return text, None

@@ -53,6 +53,12 @@ KINDS: dict[str, Kind] = {
     "InspectionFeedbackReceipt": Kind("feedback-receipt", "inspection-feedback",
                                       ("MessageNo", "InspectionNo", "EntryId", "Status", "Reason", "ReceiptTime"),
                                       ("MessageNo",)),
+    # CCPIT audits: a certificate by its invoice number (a void, by the certificate number), a filing
+    # by its application number
+    "OriginAuditResult": Kind("origin-audit", "origin", ("InvoiceNo", "CertType", "CertNo", "Status", "Reason",
+                                                          "NoticeTime"), ("CertNo", "InvoiceNo")),
+    "FilingAuditResult": Kind("filing-audit", "origin-filing", ("FilingApplyNo", "FilingNo", "Status", "Reason",
+                                                                 "NoticeTime"), ("FilingApplyNo", "FilingNo")),
 }
 # how a ref field is stored as a message key
 REF_KEYS = {"ClientSeqNo": "ClientSeqNo", "SeqNo": "SeqNo", "CUS_CIQ_NO": "SeqNo", "ENTRY_ID": "EntryId"}

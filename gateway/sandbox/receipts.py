@@ -137,3 +137,16 @@ def feedback_receipt(message_no: str, inspection_no: str, entry_id: str, ok: boo
         ("Status", "成功" if ok else "退回"), ("Reason", reason),
         ("ReceiptTime", dt.datetime.now().strftime("%Y%m%d%H%M%S"))])
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+ORIGIN_NS = "urn:swgw:origin"
+
+
+def ccpit_result(root_name: str, values: list[tuple[str, str]]) -> bytes:
+    """CCPIT's audit result (OriginAuditResult / FilingAuditResult)."""
+    q = f"{{{ORIGIN_NS}}}"
+    root = etree.Element(q + root_name, nsmap={None: ORIGIN_NS})
+    for name, value in [*values, ("NoticeTime", _now_iso())]:
+        if value not in (None, ""):
+            _el(root, q + name, str(value))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -68,6 +68,22 @@ class InspectionScenario(_Model):
     rules: list[FeedbackRule] = Field(default_factory=list)
 
 
+class OriginRule(_Model):
+    when: dict[str, str]
+    reason: str = ""                         # return (退回) with this reason
+    void: str = ""                           # approve, then void (作废) with this reason
+    silent: bool = False
+
+
+class OriginScenario(_Model):
+    """CCPIT audits: filings and certificates of origin."""
+
+    delay: float = 0.3
+    known_filings: list[str] = Field(default_factory=list)  # filings approved before this run
+    rules: list[OriginRule] = Field(default_factory=list)          # certificates
+    filing_rules: list[OriginRule] = Field(default_factory=list)   # product filings
+
+
 class PeerSettings(_Model):
     platform_id: str = "DXPEDCSW00000001"
     archive_dir: Path = Path("var/sandbox/received")
@@ -87,6 +103,7 @@ class SandboxSettings(_Model):
     me_import_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="me-import-license")
     auto_import_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="auto-import-license")
     inspection: InspectionScenario = Field(default_factory=InspectionScenario)
+    origin: OriginScenario = Field(default_factory=OriginScenario)
 
 
 def load(path: Path) -> SandboxSettings:

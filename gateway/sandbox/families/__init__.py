@@ -55,10 +55,10 @@ def match(rules, text: Callable[[str], str]):
 
 
 def players() -> dict[str, Callable[[Play], None]]:
-    from gateway.sandbox.families import declaration, inspection, licence
+    from gateway.sandbox.families import declaration, inspection, licence, origin
 
     out = {}
-    for mod in (declaration, licence, inspection):
+    for mod in (declaration, licence, inspection, origin):
         for root in mod.ROOTS:
             out[root] = mod.play
     return out
