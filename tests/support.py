@@ -165,6 +165,10 @@ class Workspace:
             when = {{ ApplyNo = "RET" }}
             flow = ["待初审", "退回"]
             opinion = "规格型号与批复单不符，请核实后重新申报"
+            [[{key}.rules]]
+            when = {{ ContractNo = "^BAD" }}
+            flow = ["待初审", "审批中", "退回"]
+            opinion = "合同号与批复单不符"
             """)
         return "".join(out)
 

@@ -160,3 +160,27 @@ def test_me_licence_without_equipment_state_is_refused_at_its_cell(ws):
     errors = json.loads(report.read_text())["rejected"][0]["errors"]
     assert {"field": "LicenseHead/EquipmentState", "rule": "required", "row": 2,
             "column": "equipment_state", "column_number": 19}.items() <= errors[0].items(), errors
+
+
+def test_a_returned_application_amended_goes_again_under_the_same_number(ws):
+    """退回 → the enterprise amends and declares again with the same 申请编号; the receipts follow the
+    new attempt to approval, and the returned attempt keeps its history."""
+    ws.start_sandbox()
+    batch = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    app = batch["applications"][0]
+    app["contract_no"] = "BAD-2026-1"          # the sandbox returns contracts it cannot match
+    ws.drop_to("export-license", "first.json", json.dumps(batch, ensure_ascii=False))
+    drain(ws)
+    assert [r["state"] for r in ws.status()] == ["returned"]
+    app["contract_no"] = "TEST1234"
+    ws.drop_to("export-license", "amended.json", json.dumps(batch, ensure_ascii=False))
+    drain(ws)
+    attempts = sorted(ws.status(), key=lambda r: r["id"])
+    assert [(r["key"], r["state"]) for r in attempts] == [("EL2026000101", "returned"),
+                                                           ("EL2026000101", "written-off")]
+    assert "LicenseNo" in attempts[1]["keys"] and "LicenseNo" not in attempts[0]["keys"]
+    assert len(business_documents(ws)) == 2
+    # the same amended content again is a duplicate, not a third application
+    ws.drop_to("export-license", "again.json", json.dumps(batch, ensure_ascii=False, indent=1))
+    drain(ws)
+    assert len(ws.status()) == 2 and len(business_documents(ws)) == 2

@@ -56,6 +56,7 @@ class DocumentFamily(abc.ABC):
     msg_type: str = ""
     final_states: tuple[str, ...] = ()
     waiting_states: tuple[str, ...] = ()  # waiting for the authority, nothing owed by the gateway
+    resubmittable_states: tuple[str, ...] = ()  # after these, an amended document may reuse the key
 
     def __init__(self, xsd_dir: Path):
         self.schema = Schema(Path(xsd_dir) / self.xsd_name)

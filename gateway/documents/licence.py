@@ -45,6 +45,7 @@ class Licence(DocumentFamily):
     supervision_code = ""
     holder = "ExporterCode"               # the head field that must be the enterprise's MOFCOM code
     final_states = ("written-off", "returned", "revoked", "rejected")
+    resubmittable_states = ("returned",)      # 退回: amend and declare again under the same number
     waiting_states = ("pending-review", "under-review", "approved", "customs-pending", "customs-failed",
                       "customs-accepted", "in-use")
 

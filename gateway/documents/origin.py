@@ -30,6 +30,7 @@ class _Ccpit(DocumentFamily):
     namespace = "urn:swgw:origin"
     xsd_name = "origin.xsd"
     final_states = ("approved", "returned", "voided", "rejected")
+    resubmittable_states = ("returned",)      # 退回: amend and declare again under the same number
     waiting_states = ()
     sign_section = ""
     result_kind = ""
