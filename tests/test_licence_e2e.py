@@ -61,7 +61,7 @@ def test_reference_export_licence_is_approved_enters_customs_and_is_written_off(
     row = by_key(ws)["EL2026000101"]
     assert row["type"] == "export-license" and row["state"] == "written-off", row
     licence_no = row["keys"]["LicenseNo"]
-    assert len(row["keys"]["EntryId"]) == 18 and row["keys"]["RemainingQty"] == "0"
+    assert len(row["keys"]["EntryId"]) == 18 and row["last_receipt"].endswith("报关余量 0")
     # the outbox: every receipt, named by the application number
     approvals = outbox(ws, "export-license", "licence-approval")
     assert [etree.parse(str(p)).findtext(f"{LIC}Status") for p in approvals] == ["待初审", "审批中", "审批通过"]
@@ -139,6 +139,7 @@ def test_import_licence_not_one_batch_is_written_off_entry_by_entry(ws, key, sam
     trace = ws.swgw("trace", apply_no, check=True).stdout
     assert "customs-accepted -> in-use" in trace and "in-use -> written-off" in trace
     assert f"报关余量 {half}" in trace and "报关余量 0" in trace
+    assert row["last_receipt"].endswith("报关余量 0"), "status shows the current remaining quantity"
 
 
 def test_returned_import_licence_from_xml_carries_the_opinion(ws):

@@ -6,7 +6,8 @@ lines, and LicenseSign from the enterprise profile.
 Receipts: LicenseApprovalResult (待初审 → 审批中 → 审批通过/已复审通过 with the licence number, or
 退回 with 审批意见, or 撤销), then LicenseCustomsStatus (暂未到达海关, 海关入库成功, the three
 failures, and 报关单核注 with the entry id and the remaining quantity 报关余量: a 一批一证 licence
-is used up by its one entry; a 非一批一证 licence stays in use until nothing remains).
+is used up by its one entry; a 非一批一证 licence stays in use until nothing remains; the remaining
+quantity after each entry is in the receipt's summary, so `swgw status` shows the current one).
 """
 from __future__ import annotations
 
@@ -146,8 +147,7 @@ class Licence(DocumentFamily):
                 remaining = _decimal(fields.get("RemainingQty"))
                 summary += (f": entry {fields.get('EntryId', '?')} wrote off {fields.get('WriteOffQty', '?')}, "
                             f"{fields.get('UsedQty', '?')} used")
-                if remaining is not None:
-                    keys["RemainingQty"] = _fmt(remaining)
+                if remaining is not None:  # in the summary (last receipt, trace): keys are for finding
                     summary += f", 报关余量 {_fmt(remaining)}"
                 if remaining is None or remaining <= 0:
                     state = "written-off"
