@@ -89,3 +89,13 @@ def test_reference_lookup_fills_names_and_checks_its_column_at_load(tmp_path):
     bad.write_text(text.replace("ccpit_exporters.name_en", "ccpit_exporters.nmae_en"), encoding="utf-8")
     with pytest.raises(MappingFileError, match="nmae_en"):
         Mapping.load(bad, codes_dir=ROOT / "mappings" / "codes")
+
+
+def test_an_unknown_base_data_code_is_one_error_at_its_element():
+    fam = family("origin")
+    mapping = Mapping.load(ROOT / "mappings" / "origin-xml.toml", allowed=fam.sections())
+    data = ORIGIN.read_bytes().replace(b"<ImporterCode>2019001<", b"<ImporterCode>NOBODY1<")
+    (doc,) = mapping.apply(mapping.read(data))
+    (error,) = doc.errors
+    assert (error.field, error.rule, error.value) == ("CertHead/ImporterCode", "code", "NOBODY1")
+    assert error.path == "/OriginApplications/Application/ImporterCode (line 11)"

@@ -238,12 +238,16 @@ class Mapping:
     def _record(self, spec: SectionSpec, row, table, errors) -> Record:
         row_no, values = row
         rec: Record = {}
+        bad_columns = set()
         for f in spec.fields:
             origin = table.origin(row_no, f.column)
             raw = values.get(f.column, "") if f.column else (f.value or "")
             text, err = convert(f, raw, self.codes)
             if err:
-                errors.append(FieldError.at(origin, f"{spec.name}/{f.name}", err[0], err[1], raw))
+                # one bad code read by several fields (ExporterCode, its name, its address) is one error
+                if not (err[0] == "reference" and f.column in bad_columns):
+                    errors.append(FieldError.at(origin, f"{spec.name}/{f.name}", err[0], err[1], raw))
+                bad_columns.add(f.column)
                 continue
             if text != "":
                 rec[f.name] = Value(text, origin)
