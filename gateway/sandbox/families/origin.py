@@ -77,15 +77,16 @@ def _certificate(p: Play) -> None:
         return
     n = p.serial()
     cert_no = f"{time.strftime('%y')}{p.text('CcpitOrgCode')}{cert_type}{n:06d}"
-    p.later(at, f"Origin_{p.env.trans.cop_msg_id}_1.xml", p.reply("OriginAuditResult", receipts.ccpit_result(
-        "OriginAuditResult", [("InvoiceNo", invoice_no), ("CertType", cert_type), ("CertNo", cert_no),
-                              ("Status", "审核通过")]), keys))
     old = p.text("OriCertNo")
-    if p.text("ApplyType") == "2" and old:  # 改证重发: the replaced certificate is voided
-        p.later(at + sc.delay / 2, f"Origin_{p.env.trans.cop_msg_id}_void.xml", p.reply(
+    if p.text("ApplyType") == "2" and old:  # 改证重发: the replaced certificate is voided as the new one issues
+        p.later(at, f"Origin_{p.env.trans.cop_msg_id}_0_void.xml", p.reply(
             "OriginAuditResult", receipts.ccpit_result(
                 "OriginAuditResult", [("CertType", cert_type), ("CertNo", old), ("Status", "作废"),
                                       ("Reason", f"改证重发, replaced by {cert_no}")]), {}))
+        at += sc.delay / 2
+    p.later(at, f"Origin_{p.env.trans.cop_msg_id}_1.xml", p.reply("OriginAuditResult", receipts.ccpit_result(
+        "OriginAuditResult", [("InvoiceNo", invoice_no), ("CertType", cert_type), ("CertNo", cert_no),
+                              ("Status", "审核通过")]), keys))
     if rule is not None and rule.void:
         p.later(at + sc.delay, f"Origin_{p.env.trans.cop_msg_id}_2.xml", p.reply(
             "OriginAuditResult", receipts.ccpit_result(
