@@ -263,6 +263,8 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
             if prior.content_sha256 == content_sha:
                 return {"bucket": "duplicates", "entry": {"key": mapped.key, "message": prior.id,
                                                           "note": "same document already taken; not sent again"}}
+            if prior.state in dt.family.resubmittable_states:
+                continue  # returned by the authority: an amended document goes again under the same key
             errors.append(FieldError.at(mapped.key_origin, dt.family.key_name, "unique",
                                         f"{dt.family.key_name} {mapped.key} was already used by message {prior.id} "
                                         f"(state {prior.state}) with different content; use a new "

@@ -29,3 +29,6 @@ echo
 echo "receipts for consumers: outbox/ ($(find outbox -name '*.xml' | wc -l) files)"
 echo "what the Single Window received: var/sandbox/received/"
 echo "one declaration's whole story: .venv/bin/swgw trace DL2026110100001"
+echo "  (inspected, with its inspection order: .venv/bin/swgw trace DL2026110100002)"
+echo "a licence from application to write-off: .venv/bin/swgw trace EL2026000101"
+echo "a certificate of origin: .venv/bin/swgw trace INV-2026-0331"

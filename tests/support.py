@@ -17,11 +17,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DXP_XSD = SHARED / "reference" / "dxp" / "dxp-terminal-node-202205.xsd"
 SAMPLE_CSV = ROOT / "samples" / "declaration.csv"
+# the catalogue families a workspace can add (Workspace(families=[...])): key -> mapping file
+FAMILY_MAPPINGS = {
+    "export-license": "export-license-json.toml",
+    "me-import-license": "me-import-license-csv.toml",
+    "auto-import-license": "auto-import-license-xml.toml",
+    "inspection-feedback": "inspection-feedback-csv.toml",
+    "origin": "origin-xml.toml",
+    "origin-filing": "origin-filing-json.toml",
+}
 
 
 class Workspace:
-    def __init__(self, root: Path, pki: dict, store_url: str | None = None, **opts):
+    def __init__(self, root: Path, pki: dict, store_url: str | None = None, families=(), **opts):
         self.root = root
+        self.families = tuple(families)
         self.var = root / "var"
         self.inbox = root / "inbox" / "declaration"
         self.outbox = root / "outbox" / "declaration"
@@ -55,6 +65,8 @@ class Workspace:
             name = "大连远洋五金进出口有限公司"
             customs_code = "2102930001"
             dxp_sender_id = "DXPENT0000012345"
+            ccpit_code = "210200123"
+            mofcom_code = "2102776367555"
               [[enterprise.operators]]
               name = "王丹"
               signer = "op"
@@ -75,6 +87,7 @@ class Workspace:
             mapping = "{ROOT / 'mappings' / 'declaration-csv.toml'}"
             transport = "exchange"
             stable_seconds = {stable_seconds}
+            {self._family_documents(stable_seconds)}
             [sandbox]
             mode = "{sandbox_mode}"
             config = "sandbox.toml"
@@ -97,7 +110,81 @@ class Workspace:
             channels = ["L", "E"]
             note = "申报要素不全"
             {extra_rules}
+            {self._family_scenarios(delay)}
             """))
+
+    def _family_documents(self, stable_seconds) -> str:
+        out = []
+        for key in self.families:
+            out.append(f"""
+            [documents.{key}]
+            inbox = "inbox/{key}"
+            outbox = "outbox/{key}"
+            mapping = "{ROOT / 'mappings' / FAMILY_MAPPINGS[key]}"
+            transport = "exchange"
+            stable_seconds = {stable_seconds}""")
+        return "".join(out)
+
+    def _family_scenarios(self, delay) -> str:
+        out = []
+        if {"origin", "origin-filing"} & set(self.families):  # CCPIT: RET… returned, VOID… voided
+            out.append(f"""
+            [origin]
+            delay = {delay}
+            known_filings = ["26S2102M9997/00054"]
+            [[origin.rules]]
+            when = {{ InvoiceNo = "^RET" }}
+            reason = "发票金额与FOB值不符，请核实"
+            [[origin.rules]]
+            when = {{ InvoiceNo = "^VOID" }}
+            void = "企业申请作废"
+            [[origin.filing_rules]]
+            when = {{ FilingApplyNo = "^PFRET" }}
+            reason = "原材料信息不完整：缺少从价百分比"
+            """)
+        for key in self.families:
+            if key == "inspection-feedback":  # declarations INS… are inspected (C) and get an order
+                out.append(f"""
+            [inspection]
+            delay = {delay}
+            [[inspection.rules]]
+            when = {{ MessageNo = "^FBRET" }}
+            reason = "调箱信息与查验指令不符：集装箱未在查验区"
+            [[declaration.rules]]
+            when = {{ ClientSeqNo = "^INS" }}
+            channels = ["L", "C", "P", "R"]
+            """)
+            if key.endswith("-license"):  # MOFCOM: applications whose number starts RET are returned
+                out.append(f"""
+            [{key}]
+            first_delay = {delay}
+            delay = {delay}
+            customs = ["暂未到达海关", "海关入库成功"]
+            write_offs = 2
+            [[{key}.rules]]
+            when = {{ ApplyNo = "RET" }}
+            flow = ["待初审", "退回"]
+            opinion = "规格型号与批复单不符，请核实后重新申报"
+            [[{key}.rules]]
+            when = {{ ContractNo = "^BAD" }}
+            flow = ["待初审", "审批中", "退回"]
+            opinion = "合同号与批复单不符"
+            """)
+        return "".join(out)
+
+    def inbox_of(self, key: str) -> Path:
+        return self.root / "inbox" / key
+
+    def outbox_of(self, key: str) -> Path:
+        return self.root / "outbox" / key
+
+    def drop_to(self, key: str, name: str, data: bytes | str) -> Path:
+        inbox = self.inbox_of(key)
+        inbox.mkdir(parents=True, exist_ok=True)
+        tmp = inbox / f".{name}.part"
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, inbox / name)
+        return inbox / name
 
     # -- processes --------------------------------------------------------------------
     def swgw(self, *args, env=None, check=False, timeout=120) -> subprocess.CompletedProcess:

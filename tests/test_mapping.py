@@ -143,7 +143,7 @@ def test_json_rows_mapping_extends_the_csv_one_and_maps_the_same(mapping):
     import json
 
     json_mapping = Mapping.load(ROOT / "mappings" / "declaration-json.toml")
-    assert json_mapping.format == "json-rows" and json_mapping.group_by == mapping.group_by
+    assert json_mapping.format == "json" and json_mapping.group_by == mapping.group_by
     rows = rows_of(SAMPLE)
     as_json = []
     for row in rows:
@@ -159,7 +159,7 @@ def test_json_rows_mapping_extends_the_csv_one_and_maps_the_same(mapping):
                                    for s, recs in d.sections.items()}) for d in docs]
 
     assert len(from_json) == 2 and texts(from_json) == texts(from_csv)
-    with pytest.raises(InputError, match="nested"):
-        json_mapping.read(b'{"rows": [{"client_seq_no": "X", "lines": []}]}')
+    with pytest.raises(InputError, match="list of records"):
+        json_mapping.read(b'{"rows": [{"client_seq_no": "X", "lines": [{"a": 1}]}]}')
     with pytest.raises(InputError, match="not valid JSON"):
         json_mapping.read(b"{rows")

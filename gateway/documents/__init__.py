@@ -5,9 +5,13 @@ from pathlib import Path
 
 from gateway.documents.base import DocumentFamily
 from gateway.documents.declaration import Declaration
+from gateway.documents.inspection import InspectionFeedback
+from gateway.documents.licence import AutoImportLicense, ExportLicense, MeImportLicense
+from gateway.documents.origin import OriginCertificate, OriginFiling
 
 FAMILIES: dict[str, type[DocumentFamily]] = {
-    Declaration.key: Declaration,
+    cls.key: cls for cls in (Declaration, ExportLicense, MeImportLicense, AutoImportLicense, InspectionFeedback,
+                OriginCertificate, OriginFiling)
 }
 
 XSD_DIR = Path(__file__).resolve().parents[2] / "xsd"

@@ -56,6 +56,7 @@ class DocumentFamily(abc.ABC):
     msg_type: str = ""
     final_states: tuple[str, ...] = ()
     waiting_states: tuple[str, ...] = ()  # waiting for the authority, nothing owed by the gateway
+    resubmittable_states: tuple[str, ...] = ()  # after these, an amended document may reuse the key
 
     def __init__(self, xsd_dir: Path):
         self.schema = Schema(Path(xsd_dir) / self.xsd_name)
@@ -134,3 +135,14 @@ class DocumentFamily(abc.ABC):
         from gateway.store import states
 
         return state in self.final_states or state in self.waiting_states or state in states.LOCAL_FINAL
+
+
+def platform_outcome(fields: dict, current_state: str, forward) -> ReceiptOutcome:
+    """The exchange platform's DxpRep, the same for every family: 0 acknowledged, else rejected."""
+    from gateway.store import states
+
+    code = fields.get("ResponseCode", "")
+    if code in ("0", "00", "0000"):
+        return forward(current_state, states.ACKNOWLEDGED, "platform accepted (DxpRep 0)")
+    return ReceiptOutcome(states.REJECTED, f"platform rejected: DxpRep {code} {fields.get('ResponseInfo', '')}"
+                          .strip(), final=True)

@@ -171,6 +171,14 @@ class Declaration(DocumentFamily):
             summary = f"customs {channel} {label}" + (f": {note}" if note else "")
             out = self._forward(current_state, state, summary)
             return ReceiptOutcome(out.state, summary, keys, final=state in self.final_states)
+        if kind == "inspection-order":  # 海关查验指令 for this declaration (found by its 报关单号)
+            keys = {k: fields[k] for k in ("InspectionNo", "EntryId") if fields.get(k)}
+            summary = (f"customs inspection order {fields.get('InspectionNo', '?')} at customs "
+                       f"{fields.get('InspCustoms', '?')}, unloading place {fields.get('UnloadPlaceCode', '?')}")
+            if fields.get("Note"):
+                summary += f": {fields['Note']}"
+            out = self._forward(current_state, "inspection", summary)
+            return ReceiptOutcome(out.state, out.summary, keys)
         return ReceiptOutcome(None, f"receipt kind {kind} not expected for a declaration")
 
     @staticmethod

@@ -16,9 +16,13 @@ of the document the fields and where each comes from:
     per = "row"
     fields.CodeTS = { column = "hs_code", pattern = '^\\d{10}$', message = "HS code must be 10 digits" }
 
+Non-CSV formats take reader options in a [reader] table (JSON/XML: records, rows; see
+readers_tree.py); their columns are flattened paths such as `lines.qty` or `Goods/Item/HsCode`.
+
 Field options: column | value (constant) | default, required, type (str, int, decimal,
-date), scale, max_digits, date_format, pattern, max_length, min_length, codes (a code
-table), map (value translations applied before checks), upper, message.
+date, datetime), scale, max_digits, date_format, pattern, max_length, min_length, codes (a code
+table), map (value translations applied before checks), upper, message, lookup
+("table.column": the code's row in a reference table gives the value, e.g. an exporter's name).
 
 Every produced value keeps its origin (row, column) so later checks (XSD, business
 rules) can report errors in terms of the user's file.
@@ -37,8 +41,8 @@ from gateway.mapping.codes import CodeTables
 from gateway.mapping.errors import FieldError, InputError, MappingFileError, Origin
 
 FIELD_KEYS = {"column", "value", "default", "required", "type", "scale", "max_digits", "date_format",
-              "pattern", "max_length", "min_length", "codes", "map", "upper", "message"}
-TYPES = {"str", "int", "decimal", "date"}
+              "pattern", "max_length", "min_length", "codes", "map", "upper", "message", "lookup"}
+TYPES = {"str", "int", "decimal", "date", "datetime"}
 
 
 @dataclass
@@ -59,6 +63,7 @@ class FieldSpec:
     map: dict[str, str] = field(default_factory=dict)
     upper: bool = False
     message: str | None = None
+    lookup: tuple[str, str] | None = None      # (reference table, column): the code's data replaces it
 
 
 @dataclass
@@ -89,6 +94,7 @@ class Mapped:
     rows: list[int]
     sections: dict[str, list[Record]]
     errors: list[FieldError]
+    reference: CodeTables | None = None   # the mapping's code and reference tables, for family rules
 
     def first(self, section: str) -> Record:
         items = self.sections.get(section) or [{}]
@@ -105,6 +111,7 @@ class Mapping:
     sections: list[SectionSpec]
     codes: CodeTables
     delimiter: str = ","
+    reader: dict = field(default_factory=dict)   # reader options ([reader] table: records, rows …)
 
     # -- loading -----------------------------------------------------------------
     @classmethod
@@ -119,6 +126,11 @@ class Mapping:
         fmt = need("format")
         if fmt not in readers.READERS:
             raise MappingFileError(f"{path}: format {fmt!r} is not one of {sorted(readers.READERS)}")
+        reader = dict(raw.get("reader", {}))
+        unknown = set(reader) - readers.OPTIONS[fmt]
+        if unknown:
+            raise MappingFileError(f"{path}: [reader] option(s) {sorted(unknown)} are not options of the {fmt} "
+                                   f"reader (known: {sorted(readers.OPTIONS[fmt])})")
         sections = []
         for sname, sraw in need("sections").items():
             if allowed is not None and sname not in allowed:
@@ -137,41 +149,43 @@ class Mapping:
                                         sraw.get("skip_if_empty")))
         codes = CodeTables(Path(codes_dir) if codes_dir else Path(path).parent / "codes")
         m = cls(Path(path), need("document"), fmt, need("group_by"), raw.get("enterprise"), sections, codes,
-                raw.get("delimiter", ","))
+                raw.get("delimiter", ","), reader)
         for s in sections:
             for f in s.fields:
                 if f.codes:
-                    codes.table(f.codes)  # fail at load, not at the first row
+                    codes.rows(f.codes)  # fail at load, not at the first row
+                if f.lookup:
+                    table, column = f.lookup
+                    rows = codes.rows(table)
+                    first = next(iter(rows.values()), None)
+                    if first is not None and column not in first:
+                        raise MappingFileError(f"{path}: [sections.{s.name}] field {f.name}: lookup column "
+                                               f"{column!r} is not a column of {codes.paths[table]}")
         return m
 
     # -- applying ----------------------------------------------------------------
     def read(self, data: bytes, encoding: str = "auto") -> readers.Table:
-        return readers.READERS[self.format](data, encoding=encoding, delimiter=self.delimiter)
+        options = {"delimiter": self.delimiter} if self.format == "csv" else {}
+        options.update(self.reader)
+        return readers.READERS[self.format](data, encoding=encoding, **options)
 
     def apply(self, table: readers.Table) -> list[Mapped]:
         needed = {f.column for s in self.sections for f in s.fields if f.column} | {self.group_by}
         if self.enterprise:
             needed.add(self.enterprise)
-        missing = sorted(c for c in needed if c not in table.columns)
-        if missing and not table.fixed_columns:
-            table.columns.extend(missing)
-            missing = []
-        if not table.fixed_columns:
-            for _, values in table.rows:
-                for c in needed:
-                    values.setdefault(c, "")
+        missing = sorted(c for c in needed if c not in table.columns) if table.strict_columns else []
         if missing:
             raise InputError(f"the header lacks column(s) {', '.join(missing)} that mapping "
                              f"{self.path.name} reads", row=1)
         groups: dict[str, list[tuple[int, dict[str, str]]]] = {}
         for row_no, values in table.rows:
-            groups.setdefault(values[self.group_by].strip(), []).append((row_no, values))
+            groups.setdefault(values.get(self.group_by, "").strip(), []).append((row_no, values))
         return [self._map_group(key, rows, table) for key, rows in groups.items()]
 
     def _map_group(self, key: str, rows, table: readers.Table) -> Mapped:
         errors: list[FieldError] = []
         first_row = rows[0][0]
-        key_origin = Origin(first_row, self.group_by, table.column_number(self.group_by))
+        key_origin = table.origin(first_row, self.group_by)
         if not key:
             errors.append(FieldError.at(key_origin, self.group_by, "required",
                                         f"the grouping column {self.group_by} is empty"))
@@ -195,7 +209,7 @@ class Mapping:
                         seen.add(ident)
                     items.append(rec)
                 sections[spec.name] = items
-        return Mapped(key, key_origin, enterprise, [r for r, _ in rows], sections, errors)
+        return Mapped(key, key_origin, enterprise, [r for r, _ in rows], sections, errors, self.codes)
 
     @staticmethod
     def _raw(spec: SectionSpec, fname: str, row) -> str:
@@ -211,7 +225,7 @@ class Mapping:
                 other = values.get(f.column, "").strip()
                 if other != first:
                     errors.append(FieldError.at(
-                        Origin(row_no, f.column, table.column_number(f.column)), f"{spec.name}/{f.name}",
+                        table.origin(row_no, f.column), f"{spec.name}/{f.name}",
                         "consistent", f"differs from row {rows[0][0]} ({first!r}) although both rows belong to "
                         f"the same document", other))
                     break
@@ -219,12 +233,16 @@ class Mapping:
     def _record(self, spec: SectionSpec, row, table, errors) -> Record:
         row_no, values = row
         rec: Record = {}
+        bad_columns = set()
         for f in spec.fields:
-            origin = Origin(row_no, f.column, table.column_number(f.column)) if f.column else Origin(row_no)
+            origin = table.origin(row_no, f.column)
             raw = values.get(f.column, "") if f.column else (f.value or "")
             text, err = convert(f, raw, self.codes)
             if err:
-                errors.append(FieldError.at(origin, f"{spec.name}/{f.name}", err[0], err[1], raw))
+                # one bad code read by several fields (ExporterCode, its name, its address) is one error
+                if not (err[0] == "reference" and f.column in bad_columns):
+                    errors.append(FieldError.at(origin, f"{spec.name}/{f.name}", err[0], err[1], raw))
+                bad_columns.add(f.column)
                 continue
             if text != "":
                 rec[f.name] = Value(text, origin)
@@ -239,6 +257,13 @@ def _field_spec(path, sname, fname, fraw) -> FieldSpec:
         raise MappingFileError(f"{path}: [sections.{sname}] field {fname}: unknown option(s) {sorted(unknown)}")
     if "column" not in fraw and "value" not in fraw:
         raise MappingFileError(f"{path}: [sections.{sname}] field {fname}: needs 'column' or 'value'")
+    lookup = None
+    if "lookup" in fraw:
+        table, _, column = str(fraw["lookup"]).partition(".")
+        if not table or not column:
+            raise MappingFileError(f"{path}: [sections.{sname}] field {fname}: lookup must be 'table.column', "
+                                   f"e.g. 'ccpit_exporters.name_en'")
+        lookup = (table, column)
     ftype = fraw.get("type", "str")
     if ftype not in TYPES:
         raise MappingFileError(f"{path}: [sections.{sname}] field {fname}: type {ftype!r} not in {sorted(TYPES)}")
@@ -251,7 +276,7 @@ def _field_spec(path, sname, fname, fraw) -> FieldSpec:
                      max_digits=fraw.get("max_digits"), date_format=fraw.get("date_format", "%Y%m%d"),
                      pattern=pattern, max_length=fraw.get("max_length"), min_length=fraw.get("min_length"),
                      codes=fraw.get("codes"), map={str(k): str(v) for k, v in fraw.get("map", {}).items()},
-                     upper=bool(fraw.get("upper", False)), message=fraw.get("message"))
+                     upper=bool(fraw.get("upper", False)), message=fraw.get("message"), lookup=lookup)
 
 
 def convert(f: FieldSpec, raw: str, codes: CodeTables) -> tuple[str, tuple[str, str] | None]:
@@ -297,6 +322,16 @@ def convert(f: FieldSpec, raw: str, codes: CodeTables) -> tuple[str, tuple[str, 
                 continue
         else:
             return "", ("type", f.message or f"must be a date ({f.date_format})")
+    elif f.type == "datetime":  # -> yyyyMMddHHmmss
+        for fmt in (f.date_format, "%Y%m%d%H%M%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S",
+                    "%Y-%m-%d %H:%M"):
+            try:
+                text = dt.datetime.strptime(text, fmt).strftime("%Y%m%d%H%M%S")
+                break
+            except ValueError:
+                continue
+        else:
+            return "", ("type", f.message or "must be a date and time (yyyy-MM-dd HH:mm:ss)")
     if f.max_length is not None and len(text) > f.max_length:
         return "", ("max_length", f.message or f"is {len(text)} characters, at most {f.max_length} allowed")
     if f.min_length is not None and len(text) < f.min_length:
@@ -305,4 +340,9 @@ def convert(f: FieldSpec, raw: str, codes: CodeTables) -> tuple[str, tuple[str, 
         return "", ("pattern", f.message or f"does not match {f.pattern.pattern}")
     if f.codes and not codes.has(f.codes, text):
         return "", ("code", f.message or f"is not a code in table {f.codes!r}")
+    if f.lookup:
+        found = codes.lookup(f.lookup[0], f.lookup[1], text)
+        if found is None:
+            return "", ("reference", f"{text} is not in the reference data {f.lookup[0]!r}")
+        text = found
     return text, None

@@ -15,11 +15,13 @@ def column_letter(index: int) -> str:
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a value came from: file row (header = row 1) and column."""
+    """Where a value came from: file row (header = row 1) and column; for JSON and XML
+    records, the path of the value in the file (and its line, when the reader knows it)."""
 
     row: int | None = None
     column: str | None = None
     column_number: int | None = None
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -31,21 +33,24 @@ class FieldError:
     row: int | None = None
     column: str | None = None
     column_number: int | None = None
+    path: str | None = None
 
     @classmethod
     def at(cls, origin: Origin | None, field: str, rule: str, message: str, value=None) -> "FieldError":
         o = origin or Origin()
         return cls(field=field, rule=rule, message=message, value=None if value is None else str(value),
-                   row=o.row, column=o.column, column_number=o.column_number)
+                   row=o.row, column=o.column, column_number=o.column_number, path=o.path)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     def located(self, file: str = "") -> str:
         where = [file] if file else []
-        if self.row is not None:
+        if self.path:  # a JSON/XML record: the value's path says more than a record number
+            where.append(self.path)
+        elif self.row is not None:
             where.append(f"row {self.row}")
-        if self.column:
+        if self.column and not self.path:
             col = self.column
             if self.column_number:
                 col += f" (column {column_letter(self.column_number)})"

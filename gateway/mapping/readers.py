@@ -1,7 +1,9 @@
 """Readers turn a drop file into records: (origin row, {column: value}).
 
-Each reader is a function `read(data: bytes, options) -> Table`. CSV detects
-UTF-8, UTF-8 with BOM and GB18030 unless an encoding is configured.
+Each reader is a function `read(data: bytes, encoding, **options) -> Table`. CSV detects
+UTF-8, UTF-8 with BOM and GB18030 unless an encoding is configured. JSON and XML
+(see readers_tree.py) flatten each document record, and explode one nested list of
+lines into rows, so the same mapping engine groups and maps them.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import csv
 import io
 from dataclasses import dataclass
 
-from gateway.mapping.errors import InputError
+from gateway.mapping.errors import InputError, Origin
 
 
 @dataclass
@@ -17,13 +19,32 @@ class Table:
     columns: list[str]                       # header, in file order
     rows: list[tuple[int, dict[str, str]]]   # (row number as a spreadsheet shows it, values)
     encoding: str = ""
-    fixed_columns: bool = True               # CSV: every column must be in the header; JSON: absent = empty
+    # JSON/XML: row -> column -> where the value sits in the file (path, line); a column
+    # absent from a record is simply empty, so the header need not list every column
+    paths: dict[int, dict[str, str]] | None = None
+    record_paths: dict[int, str] | None = None
+
+    @property
+    def strict_columns(self) -> bool:
+        return self.paths is None
 
     def column_number(self, name: str) -> int | None:
+        if self.paths is not None:
+            return None
         try:
             return self.columns.index(name) + 1
         except ValueError:
             return None
+
+    def origin(self, row: int, column: str | None) -> Origin:
+        if self.paths is None:
+            return Origin(row, column, self.column_number(column) if column else None)
+        where = self.paths.get(row, {})
+        path = where.get(column) if column else None
+        if path is None:  # a value absent from the record: name where it would go
+            base = (self.record_paths or {}).get(row, "")
+            path = f"{base}: {column}" if column else base
+        return Origin(row, column, None, path or None)
 
 
 def decode(data: bytes, encoding: str = "auto") -> tuple[str, str]:
@@ -46,7 +67,7 @@ def decode(data: bytes, encoding: str = "auto") -> tuple[str, str]:
                          f"set encoding in the document's config") from None
 
 
-def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",") -> Table:
+def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",", **_) -> Table:
     text, used = decode(data, encoding)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
@@ -74,36 +95,7 @@ def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",") -> Table
     return Table(columns=header, rows=rows, encoding=used)
 
 
-def read_json_rows(data: bytes, encoding: str = "auto", delimiter: str = ",") -> Table:
-    """Rows as JSON: an array of flat objects (one per row, keys = columns, like CSV rows), or an
-    object whose `rows` is such an array. Numbers keep their exact text (11.10 stays "11.10")."""
-    import json
+from gateway.mapping import readers_tree  # noqa: E402  (it uses Table, defined above)
 
-    text, used = decode(data, encoding)
-    try:
-        doc = json.loads(text, parse_float=str, parse_int=str)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    records = doc.get("rows") if isinstance(doc, dict) else doc
-    if not isinstance(records, list):
-        raise InputError("JSON rows must be an array of objects, or an object with a \"rows\" array")
-    columns: list[str] = []
-    rows = []
-    for n, rec in enumerate(records, start=1):
-        if not isinstance(rec, dict):
-            raise InputError(f"row {n} is a JSON {type(rec).__name__}, not an object", row=n)
-        values = {}
-        for key, value in rec.items():
-            if isinstance(value, (dict, list)):
-                raise InputError(f"field {key!r} holds a nested JSON {type(value).__name__}; rows are flat",
-                                 row=n)
-            values[str(key)] = "" if value is None else str(value).lower() if isinstance(value, bool) else value
-            if key not in columns:
-                columns.append(str(key))
-        rows.append((n, values))
-    if not rows:
-        raise InputError("no rows")
-    return Table(columns=columns, rows=rows, encoding=used, fixed_columns=False)
-
-
-READERS = {"csv": read_csv, "json-rows": read_json_rows}
+READERS = {"csv": read_csv, "json": readers_tree.read_json, "xml": readers_tree.read_xml}
+OPTIONS = {"csv": {"delimiter"}, "json": {"records", "rows"}, "xml": {"records", "rows"}}

@@ -23,7 +23,10 @@ class Kind:
     fields: tuple[str, ...]
     refs: tuple[str, ...]          # field names that identify the message, most specific first
     record: str | None = None      # element holding the fields, if not the root
+    doc_type_by: tuple[str, dict[str, str]] | None = None   # receipts shared by families: field -> type
 
+
+LICENCE_TYPES = {"4": "export-license", "O": "me-import-license", "7": "auto-import-license"}
 
 KINDS: dict[str, Kind] = {
     "DecImportResponse": Kind("import-response", "declaration",
@@ -33,6 +36,29 @@ KINDS: dict[str, Kind] = {
                      ("CUS_CIQ_NO", "ENTRY_ID", "NOTICE_DATE", "CHANNEL", "NOTE", "CUSTOM_MASTER", "I_E_DATE",
                       "D_DATE"),
                      ("CUS_CIQ_NO", "ENTRY_ID"), record="DEC_RESULT"),
+    # MOFCOM licences: one receipt shape for the three licence families, told apart by 监管代码
+    "LicenseApprovalResult": Kind("licence-approval", "",
+                                  ("SupervisionCode", "ApplyNo", "MofcomApplyNo", "LicenseNo", "Status", "Opinion",
+                                   "ApprovedQty", "NoticeTime"),
+                                  ("ApplyNo", "LicenseNo"), doc_type_by=("SupervisionCode", LICENCE_TYPES)),
+    "LicenseCustomsStatus": Kind("licence-customs", "",
+                                 ("SupervisionCode", "LicenseNo", "ApplyNo", "CustomsStatus", "EntryId", "WriteOffQty",
+                                  "UsedQty", "RemainingQty", "Note", "NoticeTime"),
+                                 ("ApplyNo", "LicenseNo"), doc_type_by=("SupervisionCode", LICENCE_TYPES)),
+    # customs inspection: the order finds its declaration by 报关单号; the feedback receipt its feedback
+    "InspectionOrder": Kind("inspection-order", "declaration",
+                            ("InspectionNo", "EntryId", "InspCustoms", "UnloadPlaceCode", "TradeName", "NoticeTime",
+                             "Note"),
+                            ("EntryId", "InspectionNo")),
+    "InspectionFeedbackReceipt": Kind("feedback-receipt", "inspection-feedback",
+                                      ("MessageNo", "InspectionNo", "EntryId", "Status", "Reason", "ReceiptTime"),
+                                      ("MessageNo",)),
+    # CCPIT audits: a certificate by its invoice number (a void, by the certificate number), a filing
+    # by its application number
+    "OriginAuditResult": Kind("origin-audit", "origin", ("InvoiceNo", "CertType", "CertNo", "Status", "Reason",
+                                                          "NoticeTime"), ("CertNo", "InvoiceNo")),
+    "FilingAuditResult": Kind("filing-audit", "origin-filing", ("FilingApplyNo", "FilingNo", "Status", "Reason",
+                                                                 "NoticeTime"), ("FilingApplyNo", "FilingNo")),
 }
 # how a ref field is stored as a message key
 REF_KEYS = {"ClientSeqNo": "ClientSeqNo", "SeqNo": "SeqNo", "CUS_CIQ_NO": "SeqNo", "ENTRY_ID": "EntryId"}
@@ -100,7 +126,11 @@ def parse_business(data: bytes) -> Parsed:
             raise ReceiptError(f"<{_local(root)}> has no <{kind.record}>")
     fields = _read_fields(record, kind.fields)
     refs = [(REF_KEYS.get(r, r), fields[r]) for r in kind.refs if fields.get(r)]
-    return Parsed(kind.name, kind.doc_type, fields, refs, data)
+    doc_type = kind.doc_type
+    if kind.doc_type_by:
+        name, table = kind.doc_type_by
+        doc_type = table.get(fields.get(name, ""), "")   # unknown: correlate across families
+    return Parsed(kind.name, doc_type, fields, refs, data)
 
 
 def _dxp_rep(root, data: bytes) -> Parsed:

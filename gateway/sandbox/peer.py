@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -13,13 +12,12 @@ from card import crypto
 from gateway import envelope, fsutil, signing, xmlsafe
 from gateway.documents import XSD_DIR
 from gateway.log import get_logger
-from gateway.sandbox import receipts
-from gateway.sandbox.settings import DeclarationScenario, Rule, SandboxSettings
+from gateway.sandbox import families, receipts
+from gateway.sandbox.settings import SandboxSettings
 from gateway.transports.base import Outgoing, Transport
 from gateway.validation import Schema
 
 log = get_logger("sandbox")
-DEC_NS = "http://www.chinaport.gov.cn/dec"
 
 
 @dataclass(order=True)
@@ -37,7 +35,7 @@ class Peer:
         self.archive = Path(settings.peer.archive_dir)
         self.archive.mkdir(parents=True, exist_ok=True)
         self.dxp_schema = envelope.schema(XSD_DIR)
-        self.schemas = {"DecMessage": Schema(XSD_DIR / "declaration.xsd")}
+        self._players = families.players()
         self._families: dict = {}
         self._unreadable: set[Path] = set()
         self._queue: list[Scheduled] = []
@@ -115,7 +113,7 @@ class Peer:
         self.stats["accepted"] += 1
         self._later(now, self.settings.peer.ack_delay, f"DxpRep_{env.trans.cop_msg_id}.xml",
                     receipts.dxp_rep(reply_to, "0", "success", env.trans))
-        self._from_envelope(env, now)
+        self._business(env, now)
 
     def _document_signature(self, env: envelope.Envelope, verified) -> str | None:
         from gateway.documents import FAMILIES
@@ -160,6 +158,22 @@ class Peer:
         self._later(now, self.settings.peer.ack_delay, f"DxpRep_{Path(name).stem}_{code}.xml",
                     receipts.dxp_rep(trans.sender_id if trans else "UNKNOWN", code, info, trans))
 
+    # -- business receipts ------------------------------------------------------------
+    def later(self, now: float, delay: float, name: str, data: bytes) -> None:
+        self._later(now, delay, name, data)
+
+    def serial(self) -> int:
+        return next(self._counter)
+
+    def schema_for(self, root_name: str) -> Schema | None:
+        """The schema of a business document root, from the family that writes it."""
+        from gateway.documents import FAMILIES
+
+        for fam_cls in FAMILIES.values():
+            if fam_cls.root_name == root_name:
+                return self._family(fam_cls).schema
+        return None
+
     def take_bare(self, item, now: float) -> None:
         """As the desktop client: take the bare business XML from OutBox (the client would sign it
         with the card and send it), move it to SentBox, and answer into InBox as the client does:
@@ -181,67 +195,23 @@ class Peer:
         fsutil.atomic_write(target, item.data)
         self.transport.ack(item.ref)
         self.stats["accepted"] += 1
-        stem = Path(item.name).stem
-        self._business(doc, now, reply=lambda msg_type, payload, keys: payload,
-                       names={"import-ok": f"Successed_{item.name}", "import-failed": f"Failed_{item.name}",
-                              "status": f"Receipt_{stem}_{{i}}_{{channel}}.xml"})
+        self._play(None, doc, now, client_file=item.name)
 
-    # -- business receipts ------------------------------------------------------------
-    def _business(self, doc, now: float, reply, names: dict[str, str]) -> None:
-        root_name = doc.tag.split("}")[-1]
-        if root_name == "DecMessage":
-            self._declaration(doc, self.settings.declaration, now, reply, names)
-
-    def _from_envelope(self, env: envelope.Envelope, now: float) -> None:
+    def _business(self, env: envelope.Envelope, now: float) -> None:
         try:
             doc = xmlsafe.parse(env.data)
         except xmlsafe.UnsafeXml as exc:
             log.info("business data unreadable", error=str(exc))
             return
-        base = env.trans.cop_msg_id
-        self._business(doc, now, reply=lambda msg_type, payload, keys: receipts.wrap(
-            self.settings.peer.platform_id, env.trans.sender_id, msg_type, payload, keys),
-            names={"import-ok": f"Receipt_{base}_1_import.xml", "import-failed": f"Receipt_{base}_1_import.xml",
-                   "status": f"Receipt_{base}_{{i}}_{{channel}}.xml"})
+        self._play(env, doc, now)
 
-    def _declaration(self, doc, sc: DeclarationScenario, now: float, reply_as, names: dict[str, str]) -> None:
-        def text(name: str) -> str:
-            return (doc.findtext(f".//{{{DEC_NS}}}{name}") or "").strip()
-
-        client_seq = text("ClientSeqNo")
-        customs = text("CustomMaster") or "0000"
-        rule = _match(sc.rules, text)
-        reply = lambda msg_type, payload: reply_as(msg_type, payload, {"ClientSeqNo": client_seq})  # noqa: E731
-        if rule and rule.silent:
+    def _play(self, env: envelope.Envelope | None, doc, now: float, client_file: str | None = None) -> None:
+        root_name = doc.tag.split("}")[-1]
+        player = self._players.get(root_name)
+        if player is None:
+            log.info("no scenario for this document; acknowledged only", root=root_name)
             return
-        n = next(self._counter)
-        year = time.strftime("%Y")
-        seq_no = f"{customs}{year}{n:010d}"[:18]
-        errors = self.schemas["DecMessage"].errors(doc)
-        import_error = rule.import_error if rule else None
-        if errors and not import_error:
-            import_error = f"报文格式错误: {errors[0].path}: {errors[0].reason}"
-        if import_error:
-            self._later(now, sc.import_delay, names["import-failed"],
-                        reply("DecImportResponse", receipts.import_response(client_seq, "", False, import_error)))
-            return
-        self._later(now, sc.import_delay, names["import-ok"],
-                    reply("DecImportResponse", receipts.import_response(client_seq, seq_no, True, "导入成功")))
-        channels = rule.channels if rule and rule.channels else sc.channels
-        entry_id = f"{customs}{year}{'1' if text('IEFlag') == 'I' else '0'}{n:09d}"[:18]
-        for i, channel in enumerate(channels, start=1):
-            note = rule.note if rule and i == len(channels) else ""
-            payload = receipts.dec_result(seq_no, entry_id if channel not in ("E", "Y") else "", channel, note,
-                                          customs, text("IEDate"))
-            self._later(now, sc.import_delay + sc.delay * i, names["status"].format(i=i + 1, channel=channel),
-                        reply("DEC_DATA", payload))
-
-
-def _match(rules: list[Rule], text) -> Rule | None:
-    for rule in rules:
-        if all(re.search(pattern, text(name)) for name, pattern in rule.when.items()):
-            return rule
-    return None
+        player(families.Play(self, env, doc, root_name, now, client_file))
 
 
 def open_peer(settings: SandboxSettings) -> Peer:

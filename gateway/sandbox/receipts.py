@@ -64,3 +64,89 @@ def wrap(platform_id: str, receiver: str, msg_type: str, payload: bytes, biz_key
                                  dt.datetime.now().replace(microsecond=0), msg_type),
         data=payload, biz_keys=biz_keys)
     return etree.tostring(envelope.wrap(env), xml_declaration=True, encoding="UTF-8")
+
+
+LICENCE_NS = "urn:swgw:licence"
+
+
+def _now_iso() -> str:
+    return dt.datetime.now().replace(microsecond=0).isoformat()
+
+
+def _licence_doc(root_name: str, values: list[tuple[str, str]]) -> bytes:
+    q = f"{{{LICENCE_NS}}}"
+    root = etree.Element(q + root_name, nsmap={None: LICENCE_NS})
+    for name, value in values:
+        if value not in (None, ""):
+            _el(root, q + name, str(value))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def licence_approval(code: str, apply_no: str, status: str, mofcom_apply_no: str = "", licence_no: str = "",
+                     opinion: str = "", approved_qty: str = "") -> bytes:
+    """MOFCOM's approval result (待初审 审批中 审批通过 退回 撤销) for one application."""
+    return _licence_doc("LicenseApprovalResult", [
+        ("SupervisionCode", code), ("ApplyNo", apply_no), ("MofcomApplyNo", mofcom_apply_no),
+        ("LicenseNo", licence_no), ("Status", status), ("Opinion", opinion), ("ApprovedQty", approved_qty),
+        ("NoticeTime", _now_iso())])
+
+
+def licence_customs(code: str, licence_no: str, apply_no: str, status: str, entry_id: str = "",
+                    write_off: str = "", used: str = "", remaining: str = "", note: str = "") -> bytes:
+    """The licence's customs status (海关入库成功 … 报关单核注 with the entry and 报关余量)."""
+    return _licence_doc("LicenseCustomsStatus", [
+        ("SupervisionCode", code), ("LicenseNo", licence_no), ("ApplyNo", apply_no), ("CustomsStatus", status),
+        ("EntryId", entry_id), ("WriteOffQty", write_off), ("UsedQty", used), ("RemainingQty", remaining),
+        ("Note", note), ("NoticeTime", _now_iso())])
+
+
+INSPECTION_NS = "urn:swgw:inspection"
+
+
+def _inspection_doc(root_name: str, values: list[tuple[str, str]]):
+    q = f"{{{INSPECTION_NS}}}"
+    root = etree.Element(q + root_name, nsmap={None: INSPECTION_NS})
+    for name, value in values:
+        if value not in (None, ""):
+            _el(root, q + name, str(value))
+    return root
+
+
+def inspection_order(inspection_no: str, entry_id: str, customs: str, unload_place: str, trade_name: str,
+                     containers: list[tuple[str, str]], note: str = "") -> bytes:
+    """海关查验指令: customs orders the containers of a declaration to the inspection area."""
+    root = _inspection_doc("InspectionOrder", [
+        ("InspectionNo", inspection_no), ("EntryId", entry_id), ("InspCustoms", customs),
+        ("UnloadPlaceCode", unload_place), ("TradeName", trade_name),
+        ("NoticeTime", dt.datetime.now().strftime("%Y%m%d%H%M%S")), ("Note", note)])
+    if containers:
+        q = f"{{{INSPECTION_NS}}}"
+        box = _el(root, q + "OrderContainers")
+        for cid, md in containers:
+            item = _el(box, q + "OrderContainer")
+            _el(item, q + "ContainerId", cid)
+            if md:
+                _el(item, q + "ContainerMd", md)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def feedback_receipt(message_no: str, inspection_no: str, entry_id: str, ok: bool, reason: str = "") -> bytes:
+    """The answer to a container-shift feedback, with 回执时间."""
+    root = _inspection_doc("InspectionFeedbackReceipt", [
+        ("MessageNo", message_no), ("InspectionNo", inspection_no), ("EntryId", entry_id),
+        ("Status", "成功" if ok else "退回"), ("Reason", reason),
+        ("ReceiptTime", dt.datetime.now().strftime("%Y%m%d%H%M%S"))])
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+ORIGIN_NS = "urn:swgw:origin"
+
+
+def ccpit_result(root_name: str, values: list[tuple[str, str]]) -> bytes:
+    """CCPIT's audit result (OriginAuditResult / FilingAuditResult)."""
+    q = f"{{{ORIGIN_NS}}}"
+    root = etree.Element(q + root_name, nsmap={None: ORIGIN_NS})
+    for name, value in [*values, ("NoticeTime", _now_iso())]:
+        if value not in (None, ""):
+            _el(root, q + name, str(value))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -30,6 +30,60 @@ class DeclarationScenario(_Model):
     rules: list[Rule] = Field(default_factory=list)
 
 
+class LicenceRule(_Model):
+    """When every `when` pattern matches the application, play this instead."""
+
+    when: dict[str, str]
+    flow: list[str] | None = None            # approval statuses (待初审 审批中 审批通过 退回 撤销 …)
+    opinion: str = ""                        # 审批意见 on the last approval status
+    customs: list[str] | None = None         # licence customs statuses after approval
+    write_offs: int | None = None
+    silent: bool = False
+
+
+class LicenceScenario(_Model):
+    """A MOFCOM licence: the approval flow, then the licence's customs status, then 报关单核注
+    write-offs (一批一证: one, for the whole quantity; 非一批一证: `write_offs` equal parts)."""
+
+    flow: list[str] = Field(default_factory=lambda: ["待初审", "审批中", "审批通过"])
+    customs: list[str] = Field(default_factory=lambda: ["海关入库成功"])
+    write_offs: int = 1
+    first_delay: float = 0.2
+    delay: float = 0.3
+    rules: list[LicenceRule] = Field(default_factory=list)
+
+
+class FeedbackRule(_Model):
+    when: dict[str, str]
+    reason: str                              # return the feedback (退回) with this reason
+
+
+class InspectionScenario(_Model):
+    """Inspection orders (sent after a declaration's C channel) and answers to feedbacks."""
+
+    unload_place: str = "DLCY01"             # 卸货地代码 on the orders
+    note: str = "请于24小时内将集装箱调至查验区"
+    delay: float = 0.2                       # feedback -> receipt
+    known_orders: list[str] = Field(default_factory=list)   # orders issued before this run (查验编号)
+    rules: list[FeedbackRule] = Field(default_factory=list)
+
+
+class OriginRule(_Model):
+    when: dict[str, str]
+    reason: str = ""                         # return (退回) with this reason
+    void: str = ""                           # approve, then void (作废) with this reason
+    silent: bool = False
+
+
+class OriginScenario(_Model):
+    """CCPIT audits: filings and certificates of origin."""
+
+    delay: float = 0.3
+    known_filings: list[str] = Field(default_factory=list)  # filings approved before this run
+    rules: list[OriginRule] = Field(default_factory=list)          # certificates
+    filing_rules: list[OriginRule] = Field(default_factory=list)   # product filings
+
+
 class PeerSettings(_Model):
     platform_id: str = "DXPEDCSW00000001"
     archive_dir: Path = Path("var/sandbox/received")
@@ -42,7 +96,14 @@ class SandboxSettings(_Model):
     source: Path = Path("sandbox.toml")
     peer: PeerSettings = Field(default_factory=PeerSettings)
     transport: TransportConfig
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     declaration: DeclarationScenario = Field(default_factory=DeclarationScenario)
+    export_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="export-license")
+    me_import_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="me-import-license")
+    auto_import_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="auto-import-license")
+    inspection: InspectionScenario = Field(default_factory=InspectionScenario)
+    origin: OriginScenario = Field(default_factory=OriginScenario)
 
 
 def load(path: Path) -> SandboxSettings:

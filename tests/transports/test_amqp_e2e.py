@@ -213,7 +213,7 @@ def test_a_poison_record_goes_to_the_dead_letter_queue_and_the_rest_go_on(amqp_u
     assert set(dead) == {"garbage", "bad-hs"}
     assert "not valid JSON" in dead["garbage"]["x-swgw-reason"]
     reason = dead["bad-hs"]["x-swgw-reason"]
-    assert "row 2" in reason and "hs_code" in reason and "'84818'" in reason, reason
+    assert "$.rows[1].hs_code" in reason and "HS code must be 10 digits" in reason and "'84818'" in reason, reason
     assert dead["bad-hs"]["x-swgw-original-queue"] == intake_q
     states = {r["key"]: r["state"] for r in ws.status()}
     assert states["AMQ0000001"] == "invalid"

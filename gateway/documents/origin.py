@@ -1,0 +1,187 @@
+"""CCPIT certificates of origin and product filings (贸促会原产地证, seed 003).
+
+`origin`: OriginCertMessage, general (C) or preferential (B N X R H L HM I S A K E GE F), new or
+amend-and-reissue (改证重发, naming the certificate it replaces). Exporter, importer, producer and
+special clause are codes of the enterprise's base data (mappings/reference/), resolved by the
+mapping. A preferential certificate needs, for every good, an approved product filing (FilingNo)
+that covers its agreement and its HS code. Receipt: OriginAuditResult (审核通过 with the
+certificate number, 退回 with the reason, 作废). Keyed by invoice number; the certificate number
+becomes a key on approval.
+
+`origin-filing`: OriginFilingMessage, product + preferential areas (ECFA H on its own) + at least
+one material/part. Receipt: FilingAuditResult (审核通过 with the filing number, 退回 with reason).
+"""
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from gateway.documents.base import PROFILE, Context, DocumentFamily, ReceiptOutcome, platform_outcome
+from gateway.mapping.engine import Mapped, Value
+from gateway.mapping.errors import FieldError
+
+PREFERENTIAL = ("B", "N", "X", "R", "H", "L", "HM", "I", "S", "A", "K", "E", "GE", "F")
+ROUTE_MODES = {"1": "SEA", "2": "SEA", "3": "RAIL", "4": "TRUCK", "5": "AIR", "6": "POST",
+               "SEA": "SEA", "AIR": "AIR", "RAIL": "RAIL", "TRUCK": "TRUCK"}
+FILINGS = "ccpit_filings"          # reference table of approved product filings (同步商品备案信息)
+
+
+class _Ccpit(DocumentFamily):
+    namespace = "urn:swgw:origin"
+    xsd_name = "origin.xsd"
+    final_states = ("approved", "returned", "voided", "rejected")
+    resubmittable_states = ("returned",)      # 退回: amend and declare again under the same number
+    waiting_states = ()
+    sign_section = ""
+    result_kind = ""
+    number_key = ""                      # the key the authority's number is kept under
+
+    def _sign(self, mapped: Mapped, ctx: Context) -> None:
+        sign = mapped.sections.setdefault(self.sign_section, [{}])[0]
+        sign["OperName"] = Value(ctx.operator.name, PROFILE)
+        sign["ICCode"] = Value(ctx.media_no, PROFILE)
+
+    def on_receipt(self, kind: str, fields: dict, current_state: str) -> ReceiptOutcome:
+        if kind == "dxp-rep":
+            return platform_outcome(fields, current_state, self._forward)
+        if kind != self.result_kind:
+            return ReceiptOutcome(None, f"receipt kind {kind} not expected for {self.key}")
+        status, number = fields.get("Status", ""), fields.get(self.number_key, "")
+        keys = {self.number_key: number} if number else {}
+        if status == "审核通过":
+            out = self._forward(current_state, "approved", f"CCPIT 审核通过, {self.number_key} {number or '?'}")
+        elif status == "退回":
+            out = self._forward(current_state, "returned", f"CCPIT 退回: {fields.get('Reason', '') or 'no reason given'}")
+        elif status == "作废":
+            out = self._forward(current_state, "voided", f"CCPIT 作废 {number}: {fields.get('Reason', '')}".rstrip(": "))
+        else:
+            return ReceiptOutcome(None, f"CCPIT audit status {status!r} (unknown)", keys)
+        return ReceiptOutcome(out.state, out.summary, keys, final=out.state in self.final_states)
+
+    def _forward(self, current: str, new: str, summary: str) -> ReceiptOutcome:
+        if current == "approved" and new == "voided":       # a certificate issued can later be voided
+            return ReceiptOutcome(new, summary)
+        if current in self.final_states:
+            return ReceiptOutcome(None, summary + f" (after {current}; state kept)")
+        return ReceiptOutcome(new if new != current else None, summary)
+
+
+class OriginCertificate(_Ccpit):
+    key = "origin"
+    root_name = "OriginCertMessage"
+    msg_type = "OriginCertMessage"
+    key_name = "InvoiceNo"
+    sign_section = "CertSign"
+    result_kind = "origin-audit"
+    number_key = "CertNo"
+
+    def enrich(self, mapped: Mapped, ctx: Context) -> None:
+        head = mapped.sections.setdefault("CertHead", [{}])[0]
+        head.setdefault("ApplyType", Value("2" if "OriCertNo" in head else "1", PROFILE))
+        if "TransportRoute" not in head and all(k in head for k in ("DeparturePort", "DestinationPort")):
+            mode = head.get("TransportMode")
+            route = f"FROM {head['DeparturePort'].text} TO {head['DestinationPort'].text}"
+            if "TransitPort" in head:
+                route += f" VIA {head['TransitPort'].text}"
+            if mode:
+                route += f" BY {ROUTE_MODES.get(mode.text.upper(), mode.text)}"
+            head["TransportRoute"] = Value(route, head["DeparturePort"].origin)
+        for i, goods in enumerate(mapped.sections.get("CertGoods", []), start=1):
+            goods.setdefault("GNo", Value(str(i), PROFILE))
+        self._sign(mapped, ctx)
+
+    def rules(self, mapped: Mapped) -> list[FieldError]:
+        errors = []
+        head = mapped.first("CertHead")
+        goods = mapped.sections.get("CertGoods", [])
+        cert_type = head.get("CertType")
+        if not goods:
+            errors.append(FieldError.at(mapped.key_origin, "CertGoods", "goods",
+                                        "a certificate lists at least one good"))
+        filings = mapped.reference.rows(FILINGS) if mapped.reference else {}
+        preferential = cert_type is not None and cert_type.text in PREFERENTIAL
+        for item in goods:
+            filing, hs = item.get("FilingNo"), item.get("HsCode")
+            if not preferential:
+                continue
+            if filing is None:
+                errors.append(FieldError.at(hs.origin if hs else mapped.key_origin, "CertGoods/FilingNo", "filing",
+                                            f"a preferential certificate ({cert_type.text}) needs the approved product "
+                                            f"filing (FilingNo) of every good"))
+                continue
+            row = filings.get(filing.text)
+            if row is None or row.get("status", "approved") != "approved":
+                errors.append(FieldError.at(filing.origin, "CertGoods/FilingNo", "filing",
+                                            f"{filing.text} is not an approved product filing in the reference data "
+                                            f"({FILINGS}.csv; sync approved filings there)", filing.text))
+                continue
+            areas = re.split(r"[\s;,]+", row.get("areas", "").strip())
+            if cert_type.text not in areas:
+                errors.append(FieldError.at(filing.origin, "CertGoods/FilingNo", "filing-area",
+                                            f"filing {filing.text} covers {' '.join(areas) or 'no agreement'}, not "
+                                            f"{cert_type.text}", filing.text))
+            filed_hs = row.get("hs_code", "")
+            if hs and filed_hs and not (hs.text.startswith(filed_hs) or filed_hs.startswith(hs.text)):
+                errors.append(FieldError.at(hs.origin, "CertGoods/HsCode", "filing-hs",
+                                            f"HS code {hs.text} differs from {filed_hs} of filing {filing.text}",
+                                            hs.text))
+        fob = head.get("FobUsd")
+        if fob and goods and all("FobUsd" in g for g in goods):
+            total = sum(Decimal(g["FobUsd"].text) for g in goods)
+            if total > Decimal(fob.text):
+                errors.append(FieldError.at(fob.origin, "CertHead/FobUsd", "fob",
+                                            f"the goods' FOB values add up to {total}, more than the certificate's "
+                                            f"{fob.text}", fob.text))
+        invoice, transport = head.get("InvoiceDate"), head.get("TransportDate")
+        if invoice and transport and transport.text < invoice.text:
+            errors.append(FieldError.at(transport.origin, "CertHead/TransportDate", "date-order",
+                                        f"transport date {transport.text} is before the invoice date {invoice.text}",
+                                        transport.text))
+        apply_type = head.get("ApplyType")
+        if apply_type and apply_type.text == "2" and "OriCertNo" not in head:
+            errors.append(FieldError.at(apply_type.origin, "CertHead/OriCertNo", "reissue",
+                                        "amend and reissue (改证重发) names the certificate it replaces (OriCertNo)"))
+        return errors
+
+
+class OriginFiling(_Ccpit):
+    key = "origin-filing"
+    root_name = "OriginFilingMessage"
+    msg_type = "OriginFilingMessage"
+    key_name = "FilingApplyNo"
+    sign_section = "FilingSign"
+    result_kind = "filing-audit"
+    number_key = "FilingNo"
+
+    def enrich(self, mapped: Mapped, ctx: Context) -> None:
+        head = mapped.sections.setdefault("FilingHead", [{}])[0]
+        areas = head.get("PrefAreas")
+        if areas:  # "E; K" or "E,K" from a list -> the schema's space-separated list
+            head["PrefAreas"] = Value(" ".join(a for a in re.split(r"[\s;,]+", areas.text.upper()) if a),
+                                      areas.origin)
+        for i, item in enumerate(mapped.sections.get("FilingMaterial", []), start=1):
+            item.setdefault("Seq", Value(str(i), PROFILE))
+        self._sign(mapped, ctx)
+
+    def rules(self, mapped: Mapped) -> list[FieldError]:
+        errors = []
+        head = mapped.first("FilingHead")
+        areas = head.get("PrefAreas")
+        if areas:
+            codes = areas.text.split()
+            unknown = [a for a in codes if a not in PREFERENTIAL]
+            if unknown:
+                errors.append(FieldError.at(areas.origin, "FilingHead/PrefAreas", "area",
+                                            f"{', '.join(unknown)} not preferential agreement code(s) "
+                                            f"({' '.join(PREFERENTIAL)}); C needs no filing", areas.text))
+            if "H" in codes and len(codes) > 1:
+                errors.append(FieldError.at(areas.origin, "FilingHead/PrefAreas", "ecfa-alone",
+                                            "ECFA (H) is filed on its own: file the other areas separately",
+                                            areas.text))
+            if len(set(codes)) != len(codes):
+                errors.append(FieldError.at(areas.origin, "FilingHead/PrefAreas", "unique",
+                                            "an area is listed twice", areas.text))
+        if not mapped.sections.get("FilingMaterial"):
+            errors.append(FieldError.at(mapped.key_origin, "FilingMaterial", "materials",
+                                        "a product filing lists at least one material or part (原材料、零部件)"))
+        return errors

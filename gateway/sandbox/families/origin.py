@@ -1,0 +1,94 @@
+"""CCPIT: audits product filings (审核通过 with a filing number, or 退回) and certificates of origin
+(审核通过 with a certificate number, 退回 with the reason, or 作废 after issue when a rule says so).
+
+A preferential certificate is returned when a good's FilingNo is not a filing this peer approved
+(archive_dir/ccpit-filings.json, so a restart remembers) or a configured known one; an amend-and-
+reissue application (改证重发) voids the certificate it replaces."""
+from __future__ import annotations
+
+import json
+import time
+
+from gateway import fsutil
+from gateway.sandbox import receipts
+from gateway.sandbox.families import Play, match
+
+ROOTS = ("OriginCertMessage", "OriginFilingMessage")
+REGISTRY = "ccpit-filings.json"
+NS = "urn:swgw:origin"
+
+
+def _filings(peer) -> dict:
+    try:
+        return json.loads((peer.archive / REGISTRY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def play(p: Play) -> None:
+    (_filing if p.root_name == "OriginFilingMessage" else _certificate)(p)
+
+
+def _filing(p: Play) -> None:
+    sc = p.settings.origin
+    apply_no = p.text("FilingApplyNo")
+    keys = {"FilingApplyNo": apply_no}
+    rule = match(sc.filing_rules, p.text)
+    if rule and rule.silent:
+        return
+    errors = p.schema_errors()
+    reason = f"报文格式错误: {errors[0].path}: {errors[0].reason}" if errors else (rule.reason if rule else "")
+    filing_no = ""
+    if not reason:
+        n = p.serial()
+        filing_no = f"{time.strftime('%y')}S{p.text('CcpitOrgCode')[:4]}M9997/{n:05d}"
+        filings = _filings(p.peer)
+        filings[filing_no] = {"hs_code": p.text("HsCode"), "areas": p.text("PrefAreas").split()}
+        fsutil.atomic_write(p.peer.archive / REGISTRY, json.dumps(filings, indent=1).encode())
+    payload = receipts.ccpit_result("FilingAuditResult", [
+        ("FilingApplyNo", apply_no), ("FilingNo", filing_no), ("Status", "退回" if reason else "审核通过"),
+        ("Reason", reason)])
+    p.later(sc.delay, f"Filing_{p.base}.xml", p.reply("FilingAuditResult", payload, keys))
+
+
+def _certificate(p: Play) -> None:
+    sc = p.settings.origin
+    invoice_no, cert_type = p.text("InvoiceNo"), p.text("CertType")
+    keys = {"InvoiceNo": invoice_no}
+    rule = match(sc.rules, p.text)
+    if rule and rule.silent:
+        return
+    errors = p.schema_errors()
+    reason = f"报文格式错误: {errors[0].path}: {errors[0].reason}" if errors else ""
+    if not reason and cert_type != "C":
+        known = _filings(p.peer)
+        for item in p.doc.iter(f"{{{NS}}}CertGoods"):
+            filing = (item.findtext(f"{{{NS}}}FilingNo") or "").strip()
+            if filing not in known and filing not in sc.known_filings:
+                reason = f"商品 {item.findtext(f'{{{NS}}}HsCode')} 的备案号 {filing or '(空)'} 未审核通过"
+                break
+    if not reason and rule:
+        reason = rule.reason
+    at = sc.delay
+    if reason:
+        p.later(at, f"Origin_{p.base}_1.xml", p.reply("OriginAuditResult", receipts.ccpit_result(
+            "OriginAuditResult", [("InvoiceNo", invoice_no), ("CertType", cert_type), ("Status", "退回"),
+                                  ("Reason", reason)]), keys))
+        return
+    n = p.serial()
+    cert_no = f"{time.strftime('%y')}{p.text('CcpitOrgCode')}{cert_type}{n:06d}"
+    old = p.text("OriCertNo")
+    if p.text("ApplyType") == "2" and old:  # 改证重发: the replaced certificate is voided as the new one issues
+        p.later(at, f"Origin_{p.base}_0_void.xml", p.reply(
+            "OriginAuditResult", receipts.ccpit_result(
+                "OriginAuditResult", [("CertType", cert_type), ("CertNo", old), ("Status", "作废"),
+                                      ("Reason", f"改证重发, replaced by {cert_no}")]), {}))
+        at += sc.delay / 2
+    p.later(at, f"Origin_{p.base}_1.xml", p.reply("OriginAuditResult", receipts.ccpit_result(
+        "OriginAuditResult", [("InvoiceNo", invoice_no), ("CertType", cert_type), ("CertNo", cert_no),
+                              ("Status", "审核通过")]), keys))
+    if rule is not None and rule.void:
+        p.later(at + sc.delay, f"Origin_{p.base}_2.xml", p.reply(
+            "OriginAuditResult", receipts.ccpit_result(
+                "OriginAuditResult", [("InvoiceNo", invoice_no), ("CertType", cert_type), ("CertNo", cert_no),
+                                      ("Status", "作废"), ("Reason", rule.void)]), keys))

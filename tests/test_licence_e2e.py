@@ -1,0 +1,187 @@
+"""MOFCOM licences end to end: the ERP's JSON export through the real daemon and the sandbox peer
+(approval flow, licence customs status, 报关单核注 write-offs), and the return path."""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from lxml import etree
+
+from support import ROOT, SHARED, Workspace
+
+DXP = "{http://www.chinaport.gov.cn/dxp}"
+LIC = "{urn:swgw:licence}"
+REFERENCE = SHARED / "erp-samples" / "export-license.json"
+
+
+@pytest.fixture
+def ws(tmp_path, pki):
+    w = Workspace(tmp_path, pki, families=["export-license", "me-import-license", "auto-import-license"])
+    yield w
+    w.stop_all()
+
+
+def drain(ws, timeout=60):
+    proc = ws.swgw("run", "--drain", "--timeout", str(timeout), "--settle", "1.5", timeout=timeout + 30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def business_documents(ws) -> list[etree._Element]:
+    out = []
+    for path in ws.received_envelopes():
+        data = base64.b64decode(etree.parse(str(path)).getroot().findtext(f"{DXP}Data"))
+        out.append(etree.fromstring(data))
+    return out
+
+
+def outbox(ws, key, kind="") -> list:
+    return sorted(ws.outbox_of(key).glob(f"*.{kind}*.xml" if kind else "*.xml"))
+
+
+def by_key(ws) -> dict:
+    return {r["key"]: r for r in ws.status()}
+
+
+def test_reference_export_licence_is_approved_enters_customs_and_is_written_off(ws):
+    ws.start_sandbox()
+    ws.drop_to("export-license", "export-license.json", REFERENCE.read_bytes())
+    drain(ws)
+    # what the Single Window received: one signed application, valid against our schema
+    (doc,) = business_documents(ws)
+    schema = etree.XMLSchema(etree.parse(str(ROOT / "xsd" / "licence.xsd")))
+    assert schema.validate(doc), schema.error_log
+    assert doc.tag == f"{LIC}ExportLicenseMessage"
+    assert doc.findtext(f"{LIC}LicenseHead/{LIC}SupervisionCode") == "4"
+    assert doc.findtext(f"{LIC}LicenseHead/{LIC}TotalAmount") == "244.42"          # 11.11 × 22
+    assert doc.findtext(f"{LIC}LicenseLines/{LIC}LicenseLine/{LIC}Total") == "244.42"
+    assert doc.findtext(f"{LIC}LicenseSign/{LIC}MofcomCode") == "2102776367555"
+    # the store: approved with a licence number, in customs, then used up by one entry (一批一证)
+    row = by_key(ws)["EL2026000101"]
+    assert row["type"] == "export-license" and row["state"] == "written-off", row
+    licence_no = row["keys"]["LicenseNo"]
+    assert len(row["keys"]["EntryId"]) == 18 and row["last_receipt"].endswith("报关余量 0")
+    # the outbox: every receipt, named by the application number
+    approvals = outbox(ws, "export-license", "licence-approval")
+    assert [etree.parse(str(p)).findtext(f"{LIC}Status") for p in approvals] == ["待初审", "审批中", "审批通过"]
+    assert etree.parse(str(approvals[-1])).findtext(f"{LIC}LicenseNo") == licence_no
+    customs = [etree.parse(str(p)).findtext(f"{LIC}CustomsStatus") for p in outbox(ws, "export-license",
+                                                                                    "licence-customs")]
+    assert customs == ["暂未到达海关", "海关入库成功", "报关单核注"]
+    assert all(p.name.startswith("EL2026000101.") for p in outbox(ws, "export-license"))
+    # status and trace by the licence number as well as by the application number
+    by_licence = json.loads(ws.swgw("status", "--json", "--key", licence_no, check=True).stdout)
+    assert [r["key"] for r in by_licence] == ["EL2026000101"]
+    trace = ws.swgw("trace", licence_no, check=True).stdout
+    for step in ("acknowledged -> pending-review", "pending-review -> under-review", "under-review -> approved",
+                 "approved -> customs-pending", "customs-pending -> customs-accepted",
+                 "customs-accepted -> written-off"):
+        assert step in trace, trace
+
+
+def test_returned_application_reaches_the_outbox_with_the_approval_opinion(ws):
+    ws.start_sandbox()
+    batch = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    batch["applications"][0]["apply_no"] = "RET2026000102"
+    ws.drop_to("export-license", "returned.json", json.dumps(batch, ensure_ascii=False))
+    drain(ws)
+    row = by_key(ws)["RET2026000102"]
+    assert row["state"] == "returned" and "LicenseNo" not in row["keys"]
+    last = etree.parse(str(outbox(ws, "export-license", "licence-approval")[-1]))
+    assert last.findtext(f"{LIC}Status") == "退回"
+    assert last.findtext(f"{LIC}Opinion") == "规格型号与批复单不符，请核实后重新申报"
+    assert not outbox(ws, "export-license", "licence-customs")
+    assert "规格型号与批复单不符" in ws.swgw("trace", "RET2026000102", check=True).stdout
+
+
+def test_a_wrong_line_total_is_refused_with_its_json_path(ws):
+    batch = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    good = json.loads(json.dumps(batch["applications"][0]))
+    bad = json.loads(json.dumps(good))
+    bad["apply_no"] = "EL2026000199"
+    bad["lines"].append({"spec": "纯度99.9%", "unit_price": 12.5, "qty": 10, "total": 130})
+    batch["applications"] = [good, bad]
+    ws.start_sandbox()
+    ws.drop_to("export-license", "mixed.json", json.dumps(batch, ensure_ascii=False))
+    drain(ws)
+    rows = by_key(ws)
+    assert rows["EL2026000199"]["state"] == "invalid"
+    assert rows["EL2026000101"]["state"] == "written-off", "the good application still goes"
+    (report,) = (ws.inbox_of("export-license") / ".error").glob("*.error.json")
+    errors = json.loads(report.read_text())["rejected"][0]["errors"]
+    assert {"field": "LicenseLine/Total", "rule": "price*qty", "value": "130",
+            "path": "$.applications[1].lines[1].total"}.items() <= errors[0].items(), errors
+    dry = ws.swgw("map", "--dry-run", "--type", "export-license", str(ws.inbox_of("export-license") / ".error" / "mixed.json"))
+    assert "$.applications[1].lines[1].total" in dry.stdout and "12.5 × quantity 10 = 125" in dry.stdout
+
+
+@pytest.mark.parametrize("key,sample,apply_no,total", [
+    ("me-import-license", "me-import-license.csv", "YS2026000000000101", "6"),
+    ("auto-import-license", "auto-import-license.xml", "AI2026000201", "500000"),
+])
+def test_import_licence_not_one_batch_is_written_off_entry_by_entry(ws, key, sample, apply_no, total):
+    """非一批一证: two entries each write off half; the licence stays in use until nothing remains."""
+    ws.start_sandbox()
+    ws.drop_to(key, sample, (ROOT / "samples" / sample).read_bytes())
+    drain(ws)
+    (doc,) = business_documents(ws)
+    assert doc.findtext(f"{LIC}LicenseHead/{LIC}BatchMode") == "2"
+    assert doc.findtext(f"{LIC}LicenseHead/{LIC}TotalQty") == total
+    row = by_key(ws)[apply_no]
+    assert row["type"] == key and row["state"] == "written-off", row
+    writeoffs = [etree.parse(str(p)) for p in outbox(ws, key, "licence-customs")
+                 if etree.parse(str(p)).findtext(f"{LIC}CustomsStatus") == "报关单核注"]
+    assert len(writeoffs) == 2
+    half = str(int(total) // 2)
+    assert [w.findtext(f"{LIC}RemainingQty") for w in writeoffs] == [half, "0"]
+    assert len({w.findtext(f"{LIC}EntryId") for w in writeoffs}) == 2
+    trace = ws.swgw("trace", apply_no, check=True).stdout
+    assert "customs-accepted -> in-use" in trace and "in-use -> written-off" in trace
+    assert f"报关余量 {half}" in trace and "报关余量 0" in trace
+    assert row["last_receipt"].endswith("报关余量 0"), "status shows the current remaining quantity"
+
+
+def test_returned_import_licence_from_xml_carries_the_opinion(ws):
+    ws.start_sandbox()
+    text = (ROOT / "samples" / "auto-import-license.xml").read_text(encoding="utf-8")
+    ws.drop_to("auto-import-license", "ret.xml", text.replace("AI2026000201", "AIRET0202"))
+    drain(ws)
+    assert by_key(ws)["AIRET0202"]["state"] == "returned"
+    last = etree.parse(str(outbox(ws, "auto-import-license", "licence-approval")[-1]))
+    assert last.findtext(f"{LIC}Opinion") == "规格型号与批复单不符，请核实后重新申报"
+
+
+def test_me_licence_without_equipment_state_is_refused_at_its_cell(ws):
+    text = (ROOT / "samples" / "me-import-license.csv").read_text(encoding="utf-8")
+    ws.drop_to("me-import-license", "bad.csv", text.replace(",新,", ",,"))
+    drain(ws)
+    assert by_key(ws)["YS2026000000000101"]["state"] == "invalid"
+    (report,) = (ws.inbox_of("me-import-license") / ".error").glob("*.error.json")
+    errors = json.loads(report.read_text())["rejected"][0]["errors"]
+    assert {"field": "LicenseHead/EquipmentState", "rule": "required", "row": 2,
+            "column": "equipment_state", "column_number": 19}.items() <= errors[0].items(), errors
+
+
+def test_a_returned_application_amended_goes_again_under_the_same_number(ws):
+    """退回 → the enterprise amends and declares again with the same 申请编号; the receipts follow the
+    new attempt to approval, and the returned attempt keeps its history."""
+    ws.start_sandbox()
+    batch = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    app = batch["applications"][0]
+    app["contract_no"] = "BAD-2026-1"          # the sandbox returns contracts it cannot match
+    ws.drop_to("export-license", "first.json", json.dumps(batch, ensure_ascii=False))
+    drain(ws)
+    assert [r["state"] for r in ws.status()] == ["returned"]
+    app["contract_no"] = "TEST1234"
+    ws.drop_to("export-license", "amended.json", json.dumps(batch, ensure_ascii=False))
+    drain(ws)
+    attempts = sorted(ws.status(), key=lambda r: r["id"])
+    assert [(r["key"], r["state"]) for r in attempts] == [("EL2026000101", "returned"),
+                                                           ("EL2026000101", "written-off")]
+    assert "LicenseNo" in attempts[1]["keys"] and "LicenseNo" not in attempts[0]["keys"]
+    assert len(business_documents(ws)) == 2
+    # the same amended content again is a duplicate, not a third application
+    ws.drop_to("export-license", "again.json", json.dumps(batch, ensure_ascii=False, indent=1))
+    drain(ws)
+    assert len(ws.status()) == 2 and len(business_documents(ws)) == 2
