@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from card.signer import SignerError
 from gateway import intake, pipeline
 from gateway.config import ConfigError
+from gateway.lifecycle import service as lifecycle, shutdown as graceful
 from gateway.log import get_logger
 from gateway.runtime import Runtime
 from gateway.sandbox import settings as sandbox_settings
@@ -41,6 +42,7 @@ class Daemon:
         self._peer_thread: threading.Thread | None = None
         self._peer_proc: subprocess.Popen | None = None
         self.signing: SigningWorkers | None = None
+        self.lifecycle: lifecycle.Lifecycle | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -66,6 +68,7 @@ class Daemon:
         recovered = intake.run_once(self.rt, recover=True)
         if recovered:
             log.info("recovered files claimed before a restart", files=recovered)
+        self.lifecycle = lifecycle.start(self.rt)  # scheduled jobs: deadlines, housekeeping, subscriptions
 
     def shutdown(self) -> None:
         self.stop.set()
@@ -79,12 +82,15 @@ class Daemon:
                 self._peer_proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self._peer_proc.kill()
+        if self.lifecycle:
+            self.lifecycle.stop()
         self.rt.close()
 
     def install_signal_handlers(self) -> None:
         def handler(signum, _frame):
             log.info("stopping", signal=signal.Signals(signum).name)
             self.stop.set()
+            graceful.arm(self.rt.config.lifecycle.shutdown_timeout)  # past it: exit, in-flight work parked
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
