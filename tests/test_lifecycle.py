@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import shutil
 import signal
+import threading
 import time
 import uuid
 import zipfile
@@ -13,7 +14,7 @@ import zipfile
 import pytest
 import sqlalchemy as sa
 
-from support import SAMPLE_CSV, Workspace, csv_rows, wait_for
+from support import SAMPLE_CSV, Workspace, csv_rows, postgres_database, wait_for
 
 SILENT = """
 [[declaration.rules]]
@@ -31,6 +32,8 @@ def configure(ws: Workspace, lifecycle: str = "", deadlines: str = "") -> None:
     if deadlines:
         text += "\n[documents.declaration.deadlines]\n" + deadlines.strip() + "\n"
     ws.config.write_text(text)
+    # the schema first: a daemon and a CLI both creating it on a fresh database would race
+    ws.swgw("db", "upgrade", check=True)
 
 
 def row(ws: Workspace, key: str) -> dict:
@@ -56,6 +59,20 @@ def ws(tmp_path, pki):
     w = Workspace(tmp_path, pki, extra_rules=SILENT)
     yield w
     w.stop_all()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_ws(request, tmp_path, pki):
+    """A workspace on SQLite, then on PostgreSQL (the job store and pruning on both)."""
+    if request.param == "sqlite":
+        w = Workspace(tmp_path, pki, extra_rules=SILENT)
+        yield w
+        w.stop_all()
+        return
+    with postgres_database() as url:
+        w = Workspace(tmp_path, pki, store_url=url, extra_rules=SILENT)
+        yield w
+        w.stop_all()
 
 
 @pytest.fixture
@@ -206,6 +223,21 @@ def test_backoff_spaces_the_attempts_out(ws):
     assert len(gaps) == 2
     assert 0.4 <= gaps[0] < 1.4, gaps      # 0.5 s after the first failure
     assert 1.4 <= gaps[1] < 2.5, gaps      # 1.5 s after the second
+    # fixed, and sent as a new submission: a new CopMsgId, signed again; the old one still finds it
+    old = row(ws, "BO0000000")["cop_msg_id"]
+    to_sw.unlink()
+    to_sw.mkdir()
+    out = ws.swgw("resend", "BO0000000", "--new-submission", check=True).stdout
+    ws.start_sandbox()
+    wait_for(lambda: state_of(ws, "BO0000000") == "closed", 30, what="closed")
+    new = row(ws, "BO0000000")["cop_msg_id"]
+    assert new != old and f"as a new submission with CopMsgId {new}" in out
+    assert [p.stem for p in ws.received_envelopes()] == [new]
+    text = trace(ws, old)
+    assert f"new submission: CopMsgId {old} -> {new} (signed again)" in text
+    assert text.count("prepared -> signed") == 2
+    again = ws.swgw("resend", "BO0000000", "--new-submission")
+    assert again.returncode == 1 and "the authority has taken it" in again.stderr
 
 
 # -- subscriptions ------------------------------------------------------------------
@@ -272,7 +304,8 @@ def test_subscribe_refuses_unclear_rules(ws):
 
 
 # -- housekeeping -------------------------------------------------------------------
-def test_housekeeping_archives_then_prunes_payloads_and_drop_files_keeping_the_event_log(ws):
+def test_housekeeping_archives_then_prunes_payloads_and_drop_files_keeping_the_event_log(any_ws):
+    ws = any_ws
     configure(ws, "[lifecycle.housekeeping]\ninterval = 0.5\npayload_age = 1\ninbox_archive_age = 1")
     ws.start_sandbox()
     ws.start_daemon()
@@ -326,23 +359,60 @@ def _jobs(ws: Workspace) -> dict[str, float]:
     return dict(rows)
 
 
-def test_sigterm_stops_cleanly_and_persisted_jobs_keep_their_times_across_a_restart(ws):
+def follow(proc) -> list[str]:
+    """The process's output lines, collected as they come."""
+    lines: list[str] = []
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def test_sigterm_stops_cleanly_and_persisted_jobs_keep_their_times_across_a_restart(any_ws):
+    ws = any_ws
     configure(ws, "shutdown_timeout = 10\n[lifecycle.housekeeping]\ninterval = 3600")
     ws.start_sandbox()
     daemon = ws.start_daemon()
+    log = follow(daemon)
     ws.drop("one.csv", csv_rows(3, prefix="SIG"))
-    wait_for(lambda: len(ws.status()) == 3, 20, what="taken")
+    # housekeeping runs 5 s after the first start, then hourly
+    wait_for(lambda: _jobs(ws).get("swgw-housekeeping", 0) > time.time() + 3000, 20, what="the first housekeeping")
     started = time.monotonic()
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=15) == 0
     assert time.monotonic() - started < 10
-    log = daemon.stdout.read()
-    assert '"stopping"' in log and "Traceback" not in log
+    time.sleep(0.2)
+    text = "".join(log)
+    assert '"stopping"' in text and "Traceback" not in text
     jobs = _jobs(ws)
     assert set(jobs) == {"swgw-deadlines", "swgw-housekeeping"}
     first = jobs["swgw-housekeeping"]
     daemon = ws.start_daemon()
-    wait_for(lambda: {r["state"] for r in ws.status()} == {"closed"}, 30, what="the rest done after the restart")
+    log = follow(daemon)
+    wait_for(lambda: any("scheduler started" in line for line in log), 20, what="the restarted scheduler")
+    wait_for(lambda: {r["state"] for r in ws.status()} == {"closed"}, 30, what="all closed")
     assert _jobs(ws)["swgw-housekeeping"] == first, "the restart kept the job's next run time"
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=15) == 0
+
+
+def test_sigterm_during_a_hung_send_parks_within_the_timeout_and_the_restart_sends_once(ws):
+    configure(ws, "shutdown_timeout = 2")
+    daemon = ws.start_daemon(env={"SWGW_FAILPOINTS": "after-send=1:stall"})
+    ws.drop("one.csv", csv_rows(1, prefix="HUNG"))
+    wait_for(lambda: list((ws.exchange / "to-sw").glob("*.xml")), 20, what="the send in progress")
+    time.sleep(0.5)
+    started = time.monotonic()
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=10) == 3, "past the shutdown timeout the daemon exits 3"
+    assert 1.5 < time.monotonic() - started < 6
+    assert "shutdown took longer than the timeout" in daemon.stdout.read()
+    (r,) = ws.status()
+    assert r["state"] == "signed", "not recorded as sent: parked, to go again"
+    ws.start_sandbox()
+    ws.start_daemon()
+    wait_for(lambda: state_of(ws, "HUNG0000000") == "closed", 30, what="closed after the restart")
+    assert [p.stem for p in ws.received_envelopes()] == [r["cop_msg_id"]], "sent once, same CopMsgId"

@@ -62,7 +62,7 @@ def sweep(rt, batch: int = 500) -> dict[str, int]:
     """One pass over every document type; returns counts of what it did."""
     done = {"overdue": 0, "cleared": 0, "resent": 0}
     now = clock.now()
-    found: list[tuple] = []
+    found: list[tuple[Message, str]] = []
     with rt.sessions() as s:
         for key, doc in rt.config.documents.items():
             dtype = rt.doc_types.get(key)
@@ -70,41 +70,54 @@ def sweep(rt, batch: int = 500) -> dict[str, int]:
                 continue
             dl, final_states = doc.deadlines, dtype.family.final_states
             for msg in _candidates(s, key, dl, final_states, now, batch):
-                step = missed(msg, dl, final_states, now)
-                if step and dl.resend_unanswered and step == PLATFORM and msg.envelope \
-                        and msg.resends < dl.max_resends:
-                    _resend(s, msg, dl)
-                    done["resent"] += 1
-                if msg.overdue and waiting_for(msg.overdue, msg.state, final_states):
-                    continue  # still overdue for the same receipt
-                if step == (msg.overdue or None):
-                    continue
-                if step:
-                    msg.overdue, msg.overdue_since = step, now
-                    text = (f"overdue: {WHAT[step]} within {describe(_limit(dl, step))} of sending at "
-                            f"{clock.stamp(msg.sent_at or msg.updated_at)} (state {msg.state})")
-                    repo.note(s, msg, "overdue", text)
-                    found.append((msg, step, text))
-                    done["overdue"] += 1
-                else:
-                    repo.note(s, msg, "overdue-cleared", f"no longer overdue ({msg.overdue}): state {msg.state}")
-                    msg.overdue, msg.overdue_since = "", None
-                    done["cleared"] += 1
+                did, why = _check(s, msg, dl, final_states, now)
+                for what in did:
+                    done[what] += 1
+                if why:
+                    found.append((msg, why))
         s.commit()
-    for msg, step, text in found:  # after the commit: an alarm never names an unrecorded flag
-        alarms.raise_alarm(rt, "overdue", f"message {msg.id} ({msg.doc_type} {msg.business_key}) {text}",
+    for msg, why in found:  # after the commit: an alarm never names an unrecorded flag
+        alarms.raise_alarm(rt, "overdue", f"message {msg.id} ({msg.doc_type} {msg.business_key}) {why}",
                            message_id=msg.id, doc_type=msg.doc_type, business_key=msg.business_key,
-                           enterprise=msg.enterprise, cop_msg_id=msg.cop_msg_id, step=step, state=msg.state,
-                           resends=msg.resends)
+                           enterprise=msg.enterprise, cop_msg_id=msg.cop_msg_id, step=msg.overdue,
+                           state=msg.state, resends=msg.resends)
     if any(done.values()):
         log.info("deadline sweep", **done)
     return done
 
 
+def _check(s, msg: Message, dl: DeadlineConfig, final_states, now: dt.datetime) -> tuple[list[str], str]:
+    """Flag, clear or resend one message; returns what it did (overdue, cleared, resent) and,
+    when newly flagged, why."""
+    did, why = [], ""
+    step = missed(msg, dl, final_states, now)
+    resend = step == PLATFORM and dl.resend_unanswered and msg.envelope is not None \
+        and msg.resends < dl.max_resends
+    if msg.overdue and waiting_for(msg.overdue, msg.state, final_states) or step == (msg.overdue or None):
+        pass  # still overdue for the same receipt: a resend restarts the clock, not the wait
+    elif step:
+        msg.overdue, msg.overdue_since = step, now
+        why = (f"overdue: {WHAT[step]} within {describe(_limit(dl, step))} of sending at "
+                    f"{clock.stamp(msg.sent_at or msg.updated_at)} (state {msg.state})")
+        repo.note(s, msg, "overdue", why)
+        did.append("overdue")
+    else:
+        repo.note(s, msg, "overdue-cleared", f"no longer overdue ({msg.overdue}): state {msg.state}")
+        msg.overdue, msg.overdue_since = "", None
+        did.append("cleared")
+    if resend:
+        _resend(s, msg, dl)
+        did.append("resent")
+    return did, why
+
+
 def _candidates(s, doc_type: str, dl: DeadlineConfig, final_states, now: dt.datetime, batch: int):
     """Messages whose overdue flag may change or that may need a resend: flagged ones, and
     open ones sent longer ago than the shortest deadline."""
-    base = select(Message).where(Message.doc_type == doc_type).order_by(Message.id).limit(batch)
+    # FOR UPDATE (PostgreSQL; SQLite's transactions are IMMEDIATE already): a receipt committed
+    # by the main loop meanwhile is seen before a resend could overwrite its state
+    base = select(Message).where(Message.doc_type == doc_type).order_by(Message.id).limit(batch) \
+        .with_for_update(of=Message)
     out = {m.id: m for m in s.scalars(base.where(Message.overdue != ""))}
     limits = [x for x in (dl.platform_response, dl.authority_response, dl.final) if x]
     if limits:
