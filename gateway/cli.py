@@ -201,14 +201,23 @@ def trace(config_path, ref):
 
 @cli.command()
 @config_option
-@click.argument("ref")
+@click.argument("ref", required=False)
 @click.option("--new-submission", is_flag=True,
               help="send as a new submission: a new CopMsgId, signed again (the platform treats it as new)")
-def resend(config_path, ref, new_submission):
+@click.option("--all-failed", is_flag=True, help="every failed message (e.g. after an outage), same CopMsgId")
+@click.option("--type", "doc_type", help="with --all-failed: only this document type")
+def resend(config_path, ref, new_submission, all_failed, doc_type):
     """Send a message again, with the same CopMsgId (the peer drops true duplicates)."""
     from gateway.lifecycle import resend as resending
 
+    if bool(ref) == all_failed or (all_failed and new_submission):
+        raise Exit(2, "give a message (ID, CopMsgId or business key) or --all-failed (without --new-submission)")
     rt = _runtime(config_path)
+    if all_failed:
+        msgs = resending.all_failed(rt, doc_type)
+        click.echo(f"{len(msgs)} failed message(s) queued to send again" +
+                   "".join(f"\n  {m.id} {m.business_key} {m.cop_msg_id}" for m in msgs))
+        return
     try:
         m = resending.request(rt, ref, new_submission=new_submission)
     except resending.Refused as exc:
@@ -250,6 +259,13 @@ def doctor(config_path):
             line(True, f"signer {name}", f"card {info.media_no}, {info.holder}, enterprise {info.enterprise_code}")
         except Exception as exc:
             line(False, f"signer {name}", str(exc))
+    try:
+        from gateway.lifecycle import report
+
+        for good, what, detail in report.doctor(rt):
+            line(good, what, detail)
+    except Exception as exc:  # no schema yet: the store line above says what to do
+        line(False, "lifecycle", f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
     if not ok:
         raise Exit(1)
 

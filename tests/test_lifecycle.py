@@ -193,10 +193,15 @@ def test_transmit_retries_back_off_then_fail_with_the_reason_and_resend_recovers
     assert r["next_attempt_at"] is None and "failed" in r["last_receipt"]
     (alarm,) = alarms(ws, "transmit-failed")
     assert alarm["business_key"] == "RTY0000000" and "cannot write" in alarm["message"]
+    doctor = ws.swgw("doctor")
+    assert doctor.returncode == 1 and "FAIL transport exchange: folder outgoing" in doctor.stdout
+    assert "0 overdue (swgw status --overdue), 1 failed (swgw resend --all-failed)" in doctor.stdout
+    assert "job swgw-deadlines: next run" in doctor.stdout
     # fixed, resent on purpose: it goes out with the same CopMsgId and closes
     to_sw.unlink()
     to_sw.mkdir()
-    ws.swgw("resend", "RTY0000000", check=True)
+    out = ws.swgw("resend", "--all-failed", check=True).stdout
+    assert out.startswith("1 failed message(s) queued to send again") and r["cop_msg_id"] in out
     ws.start_sandbox()
     wait_for(lambda: state_of(ws, "RTY0000000") == "closed", 30, what="closed after the resend")
     assert [p.stem for p in ws.received_envelopes()] == [r["cop_msg_id"]]
@@ -416,3 +421,27 @@ def test_sigterm_during_a_hung_send_parks_within_the_timeout_and_the_restart_sen
     ws.start_daemon()
     wait_for(lambda: state_of(ws, "HUNG0000000") == "closed", 30, what="closed after the restart")
     assert [p.stem for p in ws.received_envelopes()] == [r["cop_msg_id"]], "sent once, same CopMsgId"
+
+
+def test_lifecycle_config_errors_name_the_key(ws):
+    ws.config.write_text(ws.config.read_text() + '\n[lifecycle]\nsweep_interval = "soon"\n')
+    out = ws.swgw("status")
+    assert out.returncode == 2 and "[lifecycle.sweep_interval]" in out.stderr and "'15m'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_subscription_that_cannot_deliver_is_recorded_and_alarmed_the_receipt_still_routed(ws):
+    configure(ws)
+    blocked = ws.root / "blocked"
+    blocked.write_text("a file where the folder should be")
+    ws.swgw("subscribe", "--enterprise", "91210200MA0QC8N67X", "--kinds", "dxp-rep", "--folder",
+            str(blocked / "sub"), check=True)
+    ws.start_sandbox()
+    ws.start_daemon()
+    ws.drop("one.csv", csv_rows(1, prefix="BLK"))
+    wait_for(lambda: state_of(ws, "BLK0000000") == "closed", 30, what="closed")
+    assert len(ws.outbox_files()) == 6, "every receipt reached the outbox"
+    text = trace(ws, "BLK0000000")
+    assert "subscription-failed" in text and "not delivered to folder" in text
+    (alarm,) = alarms(ws, "subscription-failed")
+    assert alarm["business_key"] == "BLK0000000" and alarm["subscription"] == 1

@@ -30,3 +30,29 @@ def flag(row: dict) -> str:
 def _iso(value) -> str | None:
     value = clock.aware(value)
     return value.isoformat() if value else None
+
+
+def doctor(rt) -> list[tuple[bool, str, str]]:
+    """`swgw doctor` lines: what needs an operator (overdue, failed), and the scheduled jobs."""
+    import datetime as dt
+
+    from sqlalchemy import func, select, text
+
+    from gateway.store import states
+    from gateway.store.models import Message, Subscription
+
+    out = []
+    with rt.sessions() as s:
+        overdue = s.scalar(select(func.count()).select_from(Message).where(Message.overdue != ""))
+        failed = s.scalar(select(func.count()).select_from(Message).where(Message.state == states.FAILED))
+        retrying = s.scalar(select(func.count()).select_from(Message).where(Message.next_attempt_at.is_not(None)))
+        subs = s.scalar(select(func.count()).select_from(Subscription))
+        jobs = s.execute(text("SELECT id, next_run_time FROM apscheduler_jobs ORDER BY id")).all()
+    out.append((True, "messages", f"{overdue} overdue (swgw status --overdue), {failed} failed "
+                                  f"(swgw resend --all-failed), {retrying} waiting to retry; {subs} subscriptions"))
+    if not jobs:
+        out.append((True, "scheduled jobs", "none stored yet: the daemon creates them when it starts"))
+    for job_id, when in jobs:
+        at = dt.datetime.fromtimestamp(when, dt.timezone.utc) if when is not None else None
+        out.append((True, f"job {job_id}", f"next run {clock.stamp(at)}" if at else "paused"))
+    return out

@@ -39,7 +39,17 @@ def request(rt, ref: str, new_submission: bool = False) -> Message:
     return m
 
 
-def _same_id(s, m: Message) -> None:
+def all_failed(rt, doc_type: str | None = None) -> list[Message]:
+    """Queue every failed message that still has its payload (same CopMsgId): after an outage."""
+    with rt.sessions.begin() as s:
+        msgs = [m for m in repo.listing(s, doc_type, states.FAILED, limit=100_000) if m.pruned_at is None]
+        for m in msgs:
+            _same_id(s, m, "resend of all failed messages requested by operator (same CopMsgId)")
+            retries.reset(m)
+    return msgs
+
+
+def _same_id(s, m: Message, why: str = "resend requested by operator (same CopMsgId)") -> None:
     if m.state not in SAME_ID_FROM:
         raise Refused(f"message {m.id} is {m.state}: the platform has answered it already, and a resend "
                       f"with the same CopMsgId would be dropped as a duplicate"
@@ -50,7 +60,7 @@ def _same_id(s, m: Message) -> None:
         target = states.PREPARED
     else:
         raise Refused(f"message {m.id} is {m.state} and has no document to send; fix the file and drop it again")
-    repo.transition(s, m, target, "resend requested by operator (same CopMsgId)")
+    repo.transition(s, m, target, why)
 
 
 def _new_submission(s, m: Message) -> None:

@@ -71,8 +71,8 @@ class RetryConfig(_Model):
 
     initial: Duration = 5.0
     factor: float = Field(2.0, ge=1.0)
-    max: Duration = 600.0
-    limit: int = Field(8, ge=1)
+    max: Duration = 1800.0
+    limit: int = Field(12, ge=1)      # with the defaults: about 1 h 40 min of outage, then `failed`
 
 
 class HousekeepingConfig(_Model):
