@@ -79,7 +79,7 @@ def any_ws(request, tmp_path, pki):
 def rabbit():
     """A channel on the machine's RabbitMQ and a fresh queue name, deleted afterwards."""
     pika = pytest.importorskip("pika")
-    conn = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F"))
+    conn = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=0"))
     ch = conn.channel()
     names = []
 
@@ -246,6 +246,15 @@ def test_backoff_spaces_the_attempts_out(ws):
 
 
 # -- subscriptions ------------------------------------------------------------------
+def changes(log: list[str]) -> list[int]:
+    """The rule counts of the daemon's "subscriptions changed" log lines."""
+    return [json.loads(line)["rules"] for line in list(log) if '"subscriptions changed"' in line]
+
+
+def reloaded(log: list[str], rules: int, after: int = 0) -> None:
+    wait_for(lambda: len(changes(log)) > after and changes(log)[-1] == rules, 10, what=f"{rules} rules reloaded")
+
+
 def test_subscriptions_copy_matching_receipts_and_follow_changes_without_restart(ws, rabbit):
     ch, new_queue = rabbit
     queue = new_queue("swgw.test.sub")
@@ -255,7 +264,8 @@ def test_subscriptions_copy_matching_receipts_and_follow_changes_without_restart
         password = {{ env = "SWGW_TEST_AMQP_PASSWORD" }}
         """)
     ws.start_sandbox()
-    ws.start_daemon(env=ENV)
+    log = follow(ws.start_daemon(env=ENV))
+    wait_for(lambda: any("scheduler started" in line for line in log), 20, what="the daemon")
     subs = ws.root / "subs"
     out = ws.swgw("subscribe", "--key", "SUB0000000", "--kinds", "dec-result", "--folder", str(subs / "by-key"),
                   check=True).stdout
@@ -268,7 +278,7 @@ def test_subscriptions_copy_matching_receipts_and_follow_changes_without_restart
         ("SUB0000000", None, None, ["dec-result"]), (None, "2102930001", None, ["dxp-rep"]),
         (None, None, "王丹", ["import-response"])]
     assert listed[2]["queue"] == queue and listed[0]["folder"] == str(subs / "by-key")
-    time.sleep(0.8)  # the daemon re-reads the rules
+    reloaded(log, 3)  # the running daemon re-read the rules
     ws.drop("subs.csv", csv_rows(2, prefix="SUB"))
     wait_for(lambda: {r["state"] for r in ws.status()} == {"closed"} and len(ws.status()) == 2, 30,
              what="both closed")
@@ -286,8 +296,9 @@ def test_subscriptions_copy_matching_receipts_and_follow_changes_without_restart
     # removed while the daemon runs: no more copies there; the others keep theirs
     assert ws.swgw("unsubscribe", str(by_key), check=True).stdout.strip() == f"subscription {by_key} removed"
     assert ws.swgw("unsubscribe", "999").returncode == 1
+    seen = len(changes(log))
     ws.swgw("subscribe", "--key", "SUB0000001", "--folder", str(subs / "late"), check=True)
-    time.sleep(0.8)
+    reloaded(log, 3, after=seen)
     ws.drop("more.csv", csv_rows(1, prefix="SUB0"))  # SUB00000000: matches no key rule
     ws.drop("again.csv", csv_rows(1, prefix="SUC"))
     wait_for(lambda: len(ws.status()) == 4 and {r["state"] for r in ws.status()} == {"closed"}, 30,
