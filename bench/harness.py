@@ -1,10 +1,9 @@
 """A gateway in a temporary folder, run in-process, and the measurements taken on it."""
 from __future__ import annotations
 
-import contextlib
 import shutil
-import uuid
 import statistics
+import sys
 import textwrap
 import threading
 import time
@@ -19,6 +18,8 @@ from gateway.daemon import Daemon
 from gateway.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from support import postgres_database  # noqa: E402,F401  (one helper for tests and benchmarks)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -182,21 +183,6 @@ def wait_count(site: Site, state: str, n: int, timeout: float = 600) -> None:
         raise TimeoutError(f"{got}/{n} reached {state} in {timeout}s")
     finally:
         eng.dispose()
-
-
-@contextlib.contextmanager
-def postgres_database(server: str = "postgresql+psycopg://postgres@127.0.0.1:5432"):
-    """A fresh database on the machine's PostgreSQL for one scenario, dropped afterwards."""
-    name = f"swgw_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.dispose()
 
 
 def make_keys(directory: Path) -> dict:

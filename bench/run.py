@@ -77,6 +77,32 @@ def bench_drop_to_sent(tmp: Path, keys, files, base_rate: float, name="embedded 
     print(f"    where the time goes: {stage_report(before, after)}")
 
 
+def bench_sftp_postgres(tmp: Path, keys, files, base_rate: float) -> None:
+    """drop->sent over SFTP to a real OpenSSH server on 127.0.0.1, on the PostgreSQL store."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "transports"))
+    from sshd_server import SSHD, SshServer
+
+    if not Path(SSHD).exists():
+        print("SFTP + PostgreSQL skipped: no OpenSSH server (make test installs it)")
+        return
+    server = SshServer(tmp / "sshd")
+    server.start()
+    try:
+        outgoing, incoming = server.root / "to-sw", server.root / "from-sw"
+        outgoing.mkdir(parents=True)
+        incoming.mkdir()
+        transport = (f'[transports.exchange]\nkind = "sftp"\nhost = "{server.host}"\nport = {server.port}\n'
+                     f'username = "{server.user}"\nkey_file = "{server.client_key}"\n'
+                     f'known_hosts = "{server.known_hosts}"\noutgoing = "{outgoing}"\nincoming = "{incoming}"\n')
+        with harness.postgres_database() as url:
+            bench_drop_to_sent(tmp, keys, files, base_rate, name="SFTP+PostgreSQL drop->sent", store_url=url,
+                               transport_toml=transport)
+        arrived = len(list(outgoing.glob("*.xml")))
+        print(f"    {arrived} envelopes on the SFTP server")
+    finally:
+        server.stop()
+
+
 def bench_drop_to_final(tmp: Path, keys, files, base_rate: float) -> None:
     site = harness.Site(tmp / "final", keys, sandbox=True)
     rate, lat, before, after = drop_and_wait(site, files, "closed")
@@ -177,6 +203,8 @@ def main() -> int:
     if not only or "postgresql" in only:
         with harness.postgres_database() as url:
             bench_drop_to_sent(tmp, keys, files, base, name="PostgreSQL drop->sent", store_url=url)
+    if not only or "sftp" in only:
+        bench_sftp_postgres(tmp, keys, files, base)
     if not only or "final" in only:
         bench_drop_to_final(tmp, keys, files[: max(1, len(files) // 4)], base)
     if not only or "offered" in only:

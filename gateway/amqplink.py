@@ -28,7 +28,7 @@ import pika.exceptions as pex
 
 from gateway.redact import Hidden, redact_url, reveal
 from gateway.transports.backoff import Backoff
-from gateway.transports.base import TransportError
+from gateway.transports.base import Check, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,8 @@ class AmqpLink:
         self.backoff.succeeded()
         return self._ch
 
-    def open(self):
-        """A fresh connection and a confirm-mode channel with `on_channel` applied."""
+    def open(self, declare: bool = True):
+        """A fresh connection and a confirm-mode channel with `on_channel` (declarations) applied."""
         params = self.parameters()
         try:
             conn = pika.BlockingConnection(params)
@@ -131,7 +131,7 @@ class AmqpLink:
         try:
             ch = conn.channel()
             ch.confirm_delivery()
-            if self.on_channel:
+            if self.on_channel and declare:
                 self.on_channel(ch)
             return conn, ch
         except BaseException as exc:
@@ -176,6 +176,32 @@ class AmqpLink:
         return TransportError(f"{self.where}: {what}: broker closed the channel: {code} "
                               f"{getattr(exc, 'reply_text', '')}" + (f" ({hint})" if hint else ""),
                               retryable=code not in _REPLY_HINT)
+
+    def check(self, queues: list[str] = (), exchanges: list[str] = ()) -> list[Check]:
+        """Doctor: connect and log in, then each queue (passive declare: exists, depth) and exchange.
+        Changes nothing on the broker."""
+        try:
+            conn, ch = self.open(declare=False)
+        except TransportError as exc:
+            return [Check(f"{self.where} login", False, str(exc))]
+        checks = [Check(f"{self.where} login", True)]
+        try:
+            for kind, name in [("queue", q) for q in queues] + [("exchange", e) for e in exchanges]:
+                try:
+                    if kind == "queue":
+                        res = ch.queue_declare(name, passive=True)
+                        detail = f"{res.method.message_count} messages, {res.method.consumer_count} consumers"
+                    else:
+                        ch.exchange_declare(name, passive=True)
+                        detail = ""
+                    checks.append(Check(f"amqp {kind} {name}", True, detail))
+                except pex.ChannelClosedByBroker as exc:
+                    checks.append(Check(f"amqp {kind} {name}", False, str(self.broker_error("check", exc)) +
+                                        "; `swgw run` declares what it uses when it starts"))
+                    ch = conn.channel()
+        finally:
+            _close_quietly(conn)
+        return checks
 
     # ---- un-acked deliveries -----------------------------------------------------
 

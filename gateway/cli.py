@@ -232,6 +232,8 @@ def doctor(config_path):
     """Check config, folders, store, transports and signers."""
     from gateway.store import db
 
+    from gateway.runtime import open_amqp_intake
+
     rt = _runtime(config_path, upgrade=False)
     ok = True
 
@@ -253,6 +255,11 @@ def doctor(config_path):
     for name, t in rt.transports.items():
         for c in t.check():
             line(c.ok, f"transport {name}: {c.what}", c.detail)
+    checks = [("amqp intake", open_amqp_intake(rt.config)), ("receipt exchange", rt.publisher)]
+    for what, link in checks:
+        if link is not None:
+            for c in link.check():
+                line(c.ok, f"{what}: {c.what}", c.detail)
     for name in rt.signer_configs:
         try:
             info = rt.signer(name).info()

@@ -7,12 +7,12 @@ naming the file, the key and what is wrong.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway import layering
 from gateway.lifecycle.settings import DeadlineConfig, LifecycleConfig
 from gateway.secret import ConfigError, Secret
 
@@ -124,7 +124,23 @@ class AmqpTransportConfig(_Model):
     connection_name: str = "swgw-transport"
 
 
-TransportConfig = Annotated[Union[FolderTransportConfig, SftpTransportConfig, AmqpTransportConfig],
+class ClientFolderTransportConfig(_Model):
+    """The official Single Window desktop client's folders: swgw writes the bare business XML
+    into <imp_path>/<module>/OutBox (the client signs it with the card and sends it) and reads
+    import responses and status receipts from InBox, and what the client put in FailBox."""
+
+    kind: Literal["clientfolder"] = "clientfolder"
+    imp_path: Path                               # the client's ImpPath (client settings)
+    module: str = "DecCus001"                    # DecCus001 = customs declarations
+    role: Literal["gateway", "client"] = "gateway"   # client: the sandbox playing the desktop client
+    processed_dir: Path | None = None            # default: InBox/.processed
+    create: bool = False                         # make the boxes (tests, the sandbox)
+    fsync: bool = True
+    stale_after: float = 600.0                   # doctor: OutBox files older than this = client not running
+
+
+TransportConfig = Annotated[Union[FolderTransportConfig, SftpTransportConfig, AmqpTransportConfig,
+                                  ClientFolderTransportConfig],
                             Field(discriminator="kind")]
 
 
@@ -132,6 +148,7 @@ class DocumentConfig(_Model):
     inbox: Path
     outbox: Path
     mapping: Path
+    record_mapping: Path | None = None           # for records from [amqp_intake] queues (default: mapping)
     transport: str                               # key of [transports.*]
     receiver_id: str = "DXPEDCSW00000001"
     msg_type: str = ""
@@ -140,6 +157,33 @@ class DocumentConfig(_Model):
     max_file_bytes: int = 50 * 1024 * 1024
     encoding: str = "auto"                       # auto | utf-8 | utf-8-sig | gb18030
     deadlines: DeadlineConfig = Field(default_factory=DeadlineConfig)   # expected receipt times
+
+
+class AmqpIntakeConfig(_Model):
+    """ERP records from RabbitMQ: one durable queue per document type, acked after the store
+    commit; a record that cannot be taken goes to the dead-letter queue with its reason."""
+
+    url: str = "amqp://guest@127.0.0.1:5672/%2F"
+    password: Secret | None = None
+    queues: dict[str, str]                       # document type -> queue
+    dead_letter_queue: str = "swgw.intake.dlq"
+    prefetch: int = 200
+    connection_name: str = "swgw-intake"
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+
+
+class ReceiptExchangeConfig(_Model):
+    """Receipts out to RabbitMQ: a durable topic exchange, routing key
+    <type>.<receipt-kind>.<enterprise-code>, correlation id = business key."""
+
+    url: str = "amqp://guest@127.0.0.1:5672/%2F"
+    password: Secret | None = None
+    exchange: str = "swgw.receipts"
+    mandatory: bool = False                      # True: a receipt no queue is bound for is an error
+    connection_name: str = "swgw-receipts"
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
 
 
 class SandboxConfig(_Model):
@@ -165,6 +209,8 @@ class Config(_Model):
     transports: dict[str, TransportConfig] = Field(default_factory=dict)
     documents: dict[str, DocumentConfig] = Field(default_factory=dict)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    amqp_intake: AmqpIntakeConfig | None = None
+    receipt_exchange: ReceiptExchangeConfig | None = None
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -213,36 +259,9 @@ def _resolve_store_url(cfg: Config, base: Path) -> None:
         cfg.store.url = prefix + os.path.normpath(base / url[len(prefix):])
 
 
-def _merge(base: dict, over: dict) -> dict:
-    """Deep-merge `over` into `base`. A table that names its `kind` replaces the base table
-    (a pcsc signer is not a software signer with extra keys); lists replace."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and "kind" not in value:
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    """Read a config file, following `extends = "other.toml"` (relative to the file)."""
-    if path.resolve() in seen:
-        raise ConfigError(f"{path}: extends itself through {' -> '.join(str(p) for p in seen)}")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    parent = raw.pop("extends", None)
-    if parent is None:
-        return raw
-    base_path = path.parent / parent
-    if base_path.resolve().parent != path.resolve().parent:
-        raise ConfigError(f"{path}: extends must name a file in the same folder, got {parent!r}")
-    return _merge(_read(base_path, (*seen, path.resolve())), raw)
-
+def _read(path: Path) -> dict:
+    """Read a config file, following `extends = "other.toml"` (in the same folder)."""
+    return layering.read(path, ConfigError, "config file", same_folder=True)
 
 def load(path: str | os.PathLike) -> Config:
     """Load a config; `extends = "gateway.toml"` layers this file over another in its folder."""
@@ -275,5 +294,9 @@ def _check_references(cfg: Config, path: Path) -> None:
             if op.signer not in cfg.signers:
                 errors.append(f"{path}: [enterprise {ent.code} operator {op.name}] names signer "
                               f"{op.signer!r}, which is not defined under [signers]")
+    for doc_type in (cfg.amqp_intake.queues if cfg.amqp_intake else {}):
+        if doc_type not in cfg.documents:
+            errors.append(f"{path}: [amqp_intake.queues] names document type {doc_type!r}, which is not "
+                          f"configured under [documents]")
     if errors:
         raise ConfigError("\n".join(errors))

@@ -17,12 +17,14 @@ from gateway import intake, pipeline
 from gateway.config import ConfigError
 from gateway.lifecycle import service as lifecycle, shutdown as graceful
 from gateway.log import get_logger
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, open_amqp_intake
 from gateway.sandbox import settings as sandbox_settings
 from gateway.sandbox.peer import Peer, open_peer
 from gateway.signwork import SigningWorkers
 from gateway.sources import folder
 from gateway.store import states
+from gateway.transports import links
+from gateway.transports.base import TransportError
 from gateway.store.models import Message, Receipt
 
 log = get_logger("daemon")
@@ -42,6 +44,7 @@ class Daemon:
         self._peer_thread: threading.Thread | None = None
         self._peer_proc: subprocess.Popen | None = None
         self.signing: SigningWorkers | None = None
+        self.queue_intake = None   # AmqpIntake, when [amqp_intake] is configured
         self.lifecycle: lifecycle.Lifecycle | None = None
 
     # -- lifecycle --------------------------------------------------------------------
@@ -63,6 +66,7 @@ class Daemon:
             else:
                 self._peer_proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "sandbox", "--config",
                                                     str(sb.config)])
+        self.queue_intake = open_amqp_intake(self.rt.config)
         self.signing = SigningWorkers(self.rt, self.stop)
         self.signing.start()
         recovered = intake.run_once(self.rt, recover=True)
@@ -82,6 +86,8 @@ class Daemon:
                 self._peer_proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self._peer_proc.kill()
+        if self.queue_intake is not None:
+            self.queue_intake.close()
         if self.lifecycle:
             self.lifecycle.stop()
         self.rt.close()
@@ -97,7 +103,18 @@ class Daemon:
 
     # -- the loop ---------------------------------------------------------------------
     def tick(self) -> int:
-        return intake.run_once(self.rt) + pipeline.step(self.rt, sign=self.signing is None)
+        return intake.run_once(self.rt) + self._take_records() + pipeline.step(self.rt, sign=self.signing is None)
+
+    def _take_records(self) -> int:
+        if self.queue_intake is None:
+            return 0
+        try:
+            n = intake.take_records(self.rt, self.queue_intake, self.rt.config.gateway.batch_size)
+        except TransportError as exc:
+            links.failed("amqp-intake", "fetch", exc)
+            return 0
+        links.ok("amqp-intake", "fetch")
+        return n
 
     def run(self) -> None:
         interval = self.rt.config.gateway.poll_interval

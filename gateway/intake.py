@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from lxml import etree
 from sqlalchemy import select
@@ -77,7 +78,7 @@ def _taken_before(s, dt: DocType, shas: list[str]) -> dict[str, IntakeFile]:
 
 
 def _record(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str, evaluated,
-            previous: dict[str, IntakeFile]) -> dict:
+            previous: dict[str, IntakeFile], source: str | None = None) -> dict:
     prior = previous.get(sha)
     if prior is not None and prior.name == claimed.name and claimed.path.parent == dt.source.work \
             and _committed_from_work(s, prior, claimed):
@@ -87,10 +88,10 @@ def _record(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str
                   "same_as": prior.name, "taken_at": prior.received_at.isoformat(),
                   "message": f"same content as {prior.name}, taken {prior.received_at:%Y-%m-%d %H:%M:%S}; "
                              f"nothing sent again"}
-        s.add(IntakeFile(doc_type=dt.key, source=str(dt.source.inbox), name=claimed.name, sha256=sha,
+        s.add(IntakeFile(doc_type=dt.key, source=source or str(dt.source.inbox), name=claimed.name, sha256=sha,
                          size=len(data), outcome="duplicate", report=report))
         return report
-    report, intake = _store_file(rt, dt, s, claimed, data, sha, evaluated)
+    report, intake = _store_file(rt, dt, s, claimed, data, sha, evaluated, source)
     if report["outcome"] in TAKEN:  # a second copy in the same batch is a duplicate of this one
         previous[sha] = intake
     return report
@@ -101,20 +102,21 @@ def _committed_from_work(s, previous: IntakeFile, claimed: Claimed) -> bool:
     return (previous.report or {}).get("claimed_as") == claimed.path.name
 
 
-def _evaluate_file(rt: Runtime, dt: DocType, data: bytes) -> tuple[str, list[Evaluation]] | InputError:
+def _evaluate_file(rt: Runtime, dt: DocType, data: bytes, mapping=None) -> tuple[str, list[Evaluation]] | InputError:
     """Read, map and evaluate every document of a file: (encoding, evaluations), or the input error."""
+    mapping = mapping or dt.mapping
     try:
-        table = dt.mapping.read(data, dt.encoding)
-        return table.encoding, [evaluate(rt, dt, mapped) for mapped in dt.mapping.apply(table)]
+        table = mapping.read(data, dt.encoding)
+        return table.encoding, [evaluate(rt, dt, mapped) for mapped in mapping.apply(table)]
     except InputError as exc:
         return exc
 
 
 def _store_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str,
-                evaluated) -> tuple[dict, IntakeFile]:
+                evaluated, source: str | None = None) -> tuple[dict, IntakeFile]:
     report: dict = {"file": claimed.name, "document": dt.key, "claimed_as": claimed.path.name,
                     "accepted": [], "rejected": [], "duplicates": []}
-    intake = IntakeFile(doc_type=dt.key, source=str(dt.source.inbox), name=claimed.name, sha256=sha,
+    intake = IntakeFile(doc_type=dt.key, source=source or str(dt.source.inbox), name=claimed.name, sha256=sha,
                         size=len(data), outcome="error", report=report)
     s.add(intake)
     if isinstance(evaluated, InputError):
@@ -246,6 +248,47 @@ def _rows(rows: list[int]) -> str:
     if rows == list(range(rows[0], rows[-1] + 1)) and len(rows) > 1:
         return f"{rows[0]}-{rows[-1]}"
     return ",".join(map(str, rows))
+
+
+def take_records(rt: Runtime, queue_intake, limit: int = 200) -> int:
+    """Take ERP records from the intake queues: map and evaluate each outside any transaction,
+    store them all in one transaction, then ack each (or move it to the dead-letter queue with
+    its reason). A crash before the ack means a redelivery, which the content hash finds taken."""
+    records = queue_intake.fetch(limit)
+    if not records:
+        return 0
+    work = []
+    for rec in records:
+        dt = rt.doc_types[rec.doc_type]
+        sha = hashlib.sha256(rec.body).hexdigest()
+        claimed = Claimed(name=rec.message_id, path=Path(queue_intake.queue_per_type[rec.doc_type]) / rec.message_id)
+        work.append((rec, dt, claimed, sha, _evaluate_file(rt, dt, rec.body, dt.record_mapping)))
+    with rt.sessions.begin() as s:
+        reports = []
+        for rec, dt, claimed, sha, evaluated in work:
+            previous = _taken_before(s, dt, [sha])
+            reports.append(_record(rt, dt, s, claimed, rec.body, sha, evaluated, previous,
+                                   source=f"amqp:{claimed.path.parent}"))
+    faults.hit("after-intake-commit")
+    for (rec, dt, claimed, _, _), report in zip(work, reports):
+        log.info("record taken", record=rec.message_id, document=dt.key, outcome=report["outcome"],
+                 accepted=len(report.get("accepted", [])), rejected=len(report.get("rejected", [])))
+        if report["outcome"] == "error":
+            queue_intake.reject_to_dlq(rec.ref, _reason(report))
+        else:
+            queue_intake.ack(rec.ref)
+    return len(records)
+
+
+def _reason(report: dict) -> str:
+    """Why a record was refused, in the user's terms (row, field, rule, value)."""
+    if report.get("error"):
+        return f"{report['file']}: " + (f"row {report['row']}: " if report.get("row") else "") + report["error"]
+    parts = []
+    for rejected in report.get("rejected", []):
+        for err in rejected.get("errors", [])[:5]:
+            parts.append(f"{rejected['key']}: " + FieldError(**err).located(report["file"]))
+    return "; ".join(parts) or "refused"
 
 
 def run_once(rt: Runtime, recover: bool = False) -> int:

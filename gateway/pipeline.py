@@ -41,7 +41,7 @@ def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
         return 0
     done = 0
     with rt.sessions() as s:
-        batch = repo.in_state(s, states.PREPARED, limit, signer=signer)
+        batch = repo.in_state(s, states.PREPARED, limit, signer=signer, not_transports=rt.unsigned_transports)
         s.commit()  # no transaction (no SQLite write lock) while the card works
         for msg in batch:
             try:
@@ -107,11 +107,16 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
     CopMsgId; the peer drops the true duplicates."""
     sent = []
     with rt.sessions() as s:
-        batch = repo.in_state(s, states.SIGNED, limit, due=utcnow())  # retries wait out their backoff
+        now = utcnow()  # retries wait out their backoff (lifecycle.retries)
+        batch = repo.in_state(s, states.SIGNED, limit, due=now)
+        unsigned = rt.unsigned_transports
+        if unsigned:  # the desktop client signs these: they go as prepared, bare business XML
+            batch += repo.in_state(s, states.PREPARED, limit, transports=unsigned, due=now)
         s.commit()  # no transaction held while files travel
         for msg in batch:
             transport = rt.transports[msg.transport]
-            item = Outgoing(name=f"{msg.cop_msg_id}.xml", data=msg.envelope, cop_msg_id=msg.cop_msg_id,
+            data = msg.document if transport.carries == "business" else msg.envelope
+            item = Outgoing(name=f"{msg.cop_msg_id}.xml", data=data, cop_msg_id=msg.cop_msg_id,
                             doc_type=msg.doc_type, business_key=msg.business_key)
             msg.attempts += 1
             try:
@@ -151,6 +156,9 @@ def receive_batch(rt: Runtime, limit: int = 200) -> int:
         with rt.sessions() as s, s.no_autoflush:
             batch = Batch()
             for item in incoming:
+                if item.meta.get("kind") == "send-failed":
+                    store_send_failure(s, name, item)
+                    continue
                 store_receipt(rt, s, name, item.name, item.data, batch)
                 faults.hit("before-receipt-commit")
             s.commit()
@@ -159,6 +167,25 @@ def receive_batch(rt: Runtime, limit: int = 200) -> int:
             transport.ack(item.ref)
         done += len(incoming)
     return done
+
+
+def store_send_failure(s, transport: str, item) -> None:
+    """The desktop client could not send a file we gave it (it moved it to FailBox): that
+    message failed; the file itself is kept as its receipt."""
+    sha = hashlib.sha256(item.name.encode() + item.data).hexdigest()
+    if s.query(Receipt.id).filter(Receipt.sha256 == sha).first():
+        return
+    cop_msg_id = item.meta.get("original", item.name).rsplit("/", 1)[-1].removesuffix(".xml")
+    msg = s.query(Message).filter(Message.cop_msg_id == cop_msg_id).first()
+    why = f"the desktop client could not send it: {item.name} (check the client's log, the card and the XML)"
+    s.add(Receipt(transport=transport, remote_name=item.name[:400], sha256=sha, kind="send-failed",
+                  doc_type=msg.doc_type if msg else "", summary=why[:500], raw=item.data,
+                  message_id=msg.id if msg else None))
+    if msg is None:
+        repo.note(s, None, "receipt-unmatched", f"send-failed {item.name}: no message with CopMsgId {cop_msg_id}")
+    elif msg.state not in states.LOCAL_FINAL:
+        repo.transition(s, msg, states.FAILED, why)
+        msg.last_receipt = "send-failed"
 
 
 class Batch:
@@ -233,6 +260,14 @@ def route_batch(rt: Runtime, limit: int = 500) -> int:
             outbox = dt_.outbox if dt_ and msg is not None else rt.config.gateway.unmatched_outbox
             path = routing.route_to_folder(outbox, rec, msg, rec.raw, fsync=True, sync_dir=False)
             faults.hit("after-route-write")
+            if rt.publisher is not None:
+                try:
+                    routing.publish(rt.publisher, rec, msg)
+                except TransportError as exc:
+                    # the rest waits for the next pass, so each business key's receipts stay in order
+                    links.failed("receipt-exchange", "publish", exc)
+                    break
+                links.ok("receipt-exchange", "publish")
             routed.append((rec, msg, path))
         for folder in {p.parent for _, _, p in routed}:
             fsutil.fsync_dir(folder)

@@ -14,6 +14,7 @@ from gateway.config import (
     ConfigError,
     Enterprise,
     AmqpTransportConfig,
+    ClientFolderTransportConfig,
     FolderTransportConfig,
     Operator,
     PcscSignerConfig,
@@ -36,6 +37,7 @@ class DocType:
     key: str
     family: DocumentFamily
     mapping: Mapping
+    record_mapping: Mapping          # for records from a queue
     source: FolderSource
     transport: str
     outbox: Path
@@ -56,6 +58,7 @@ class Runtime:
     signer_configs: dict
     _signers: dict[str, Signer] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    publisher: object = None          # ReceiptPublisher, when [receipt_exchange] is configured
     signing_halted: str = ""          # set by a PIN failure: no signing until an operator acts
 
     @classmethod
@@ -70,17 +73,18 @@ class Runtime:
                 fam = family(key)
             except KeyError as exc:
                 raise ConfigError(f"{cfg.source}: [documents.{key}] {exc.args[0]}") from None
-            try:
-                mapping = Mapping.load(dc.mapping, allowed=fam.sections())
-            except MappingFileError as exc:
-                raise ConfigError(str(exc)) from None
-            if mapping.document != key:
-                raise ConfigError(f"{dc.mapping}: maps document {mapping.document!r}, but is configured for {key!r}")
-            doc_types[key] = DocType(key, fam, mapping, FolderSource(dc.inbox, dc.stable_seconds, dc.done_marker),
+            record_mapping = _mapping(dc.record_mapping, fam, key) if dc.record_mapping else None
+            mapping = _mapping(dc.mapping, fam, key)
+            doc_types[key] = DocType(key, fam, mapping, record_mapping or mapping, FolderSource(dc.inbox, dc.stable_seconds, dc.done_marker),
                                      dc.transport, dc.outbox, dc.receiver_id, dc.msg_type or fam.msg_type,
                                      dc.encoding, dc.max_file_bytes)
         return cls(cfg, engine, db.sessions(engine), doc_types, transports,
-                   envelope.schema(XSD_DIR), dict(cfg.signers))
+                   envelope.schema(XSD_DIR), dict(cfg.signers), publisher=open_publisher(cfg))
+
+    @property
+    def unsigned_transports(self) -> list[str]:
+        """Transports that carry the bare business XML: something else (the desktop client) signs."""
+        return [name for name, t in self.transports.items() if t.carries == "business"]
 
     # -- profile ------------------------------------------------------------------
     def enterprise(self, code: str) -> Enterprise | None:
@@ -104,7 +108,42 @@ class Runtime:
             s.close()
         for t in self.transports.values():
             t.close()
+        if self.publisher is not None:
+            self.publisher.close()
         self.engine.dispose()
+
+
+def _mapping(path: Path, fam: DocumentFamily, key: str) -> Mapping:
+    try:
+        mapping = Mapping.load(path, allowed=fam.sections())
+    except MappingFileError as exc:
+        raise ConfigError(str(exc)) from None
+    if mapping.document != key:
+        raise ConfigError(f"{path}: maps document {mapping.document!r}, but is configured for {key!r}")
+    return mapping
+
+
+def open_publisher(cfg: Config):
+    """The receipt exchange, if configured (receipts out to RabbitMQ)."""
+    rc = cfg.receipt_exchange
+    if rc is None:
+        return None
+    from gateway.receipts.publish import ReceiptPublisher
+
+    return ReceiptPublisher(rc.url, exchange=rc.exchange, password=rc.password, mandatory=rc.mandatory,
+                            connection_name=rc.connection_name, backoff_initial=rc.backoff_initial,
+                            backoff_max=rc.backoff_max)
+
+
+def open_amqp_intake(cfg: Config):
+    ic = cfg.amqp_intake
+    if ic is None:
+        return None
+    from gateway.sources.amqp import AmqpIntake
+
+    return AmqpIntake(ic.url, ic.queues, ic.dead_letter_queue, password=ic.password, prefetch=ic.prefetch,
+                      connection_name=ic.connection_name, backoff_initial=ic.backoff_initial,
+                      backoff_max=ic.backoff_max)
 
 
 def open_transport(name: str, tc) -> Transport:
@@ -118,6 +157,11 @@ def open_transport(name: str, tc) -> Transport:
                              password=tc.password, on_ack=tc.on_ack, done_dir=tc.done_dir,
                              connect_timeout=tc.connect_timeout, backoff_initial=tc.backoff_initial,
                              backoff_max=tc.backoff_max, name=name)
+    if isinstance(tc, ClientFolderTransportConfig):
+        from gateway.transports.clientfolder import ClientFolderTransport
+
+        return ClientFolderTransport(tc.imp_path, module=tc.module, role=tc.role, processed_dir=tc.processed_dir,
+                                     create=tc.create, fsync=tc.fsync, stale_after=tc.stale_after, name=name)
     if isinstance(tc, AmqpTransportConfig):
         from gateway.transports.amqp import AmqpTransport
 

@@ -39,3 +39,30 @@ def test_extends_loop_is_refused(tmp_path):
     (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
     with pytest.raises(ConfigError, match="extends itself"):
         load(tmp_path / "a.toml")
+
+
+def test_every_shipped_example_loads_and_pairs_with_its_sandbox():
+    """config/gateway-<transport>.toml and the sandbox it names: each loads, and the sandbox
+    reads where the gateway writes (and the other way round)."""
+    from gateway.runtime import open_transport
+
+    examples = sorted((ROOT / "config").glob("gateway-*.toml"))
+    assert {p.stem for p in examples} >= {"gateway-card", "gateway-sftp", "gateway-rabbitmq", "gateway-clientfolder"}
+    for path in examples:
+        cfg = load(path)
+        tc = cfg.transports["exchange"]
+        if cfg.sandbox.mode == "off":
+            continue
+        sb = settings.load(cfg.sandbox.config).transport
+        assert sb.kind == tc.kind, path.name
+        if tc.kind == "amqp":
+            assert (sb.incoming_queue, sb.outgoing_queue) == (tc.outgoing_queue, tc.incoming_queue), path.name
+        elif tc.kind == "clientfolder":
+            assert sb.imp_path == tc.imp_path and sb.role == "client", path.name
+        elif tc.kind == "folder":
+            assert (sb.incoming, sb.outgoing) == (tc.outgoing, tc.incoming), path.name
+        assert open_transport("exchange", tc).carries in ("dxp", "business")
+    rabbit = load(ROOT / "config" / "gateway-rabbitmq.toml")
+    assert rabbit.amqp_intake.queues == {"declaration": "erp.declaration"}
+    assert rabbit.documents["declaration"].record_mapping == ROOT / "mappings" / "declaration-json.toml"
+    assert rabbit.documents["declaration"].mapping == ROOT / "mappings" / "declaration-csv.toml"

@@ -135,3 +135,31 @@ def test_any_text_survives_csv_quoting(mapping, name, model):
         item = docs[0].sections["DecList"][0]
         assert item["GName"].text == name.strip()
         assert item.get("GModel").text == model.strip() if model.strip() else "GModel" not in item
+
+
+def test_json_rows_mapping_extends_the_csv_one_and_maps_the_same(mapping):
+    """mappings/declaration-json.toml only changes the format: the same rows as JSON objects
+    (numbers as JSON numbers, an optional column left out) give the same documents."""
+    import json
+
+    json_mapping = Mapping.load(ROOT / "mappings" / "declaration-json.toml")
+    assert json_mapping.format == "json-rows" and json_mapping.group_by == mapping.group_by
+    rows = rows_of(SAMPLE)
+    as_json = []
+    for row in rows:
+        obj = {k: v for k, v in row.items() if k != "goods_place"}           # an absent key is empty
+        obj["qty"] = float(row["qty"]) if "." in row["qty"] else int(row["qty"])
+        as_json.append(obj)
+    for row in rows:
+        row["goods_place"] = ""
+    from_csv = mapping.apply(mapping.read(to_csv(rows, HEADER).encode()))
+    from_json = json_mapping.apply(json_mapping.read(json.dumps({"rows": as_json}, ensure_ascii=False).encode()))
+    def texts(docs):
+        return [(d.key, d.errors, {s: [{f: v.text for f, v in r.items()} for r in recs]
+                                   for s, recs in d.sections.items()}) for d in docs]
+
+    assert len(from_json) == 2 and texts(from_json) == texts(from_csv)
+    with pytest.raises(InputError, match="nested"):
+        json_mapping.read(b'{"rows": [{"client_seq_no": "X", "lines": []}]}')
+    with pytest.raises(InputError, match="not valid JSON"):
+        json_mapping.read(b"{rows")

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from gateway import layering
 from gateway.mapping import readers
 from gateway.mapping.codes import CodeTables
 from gateway.mapping.errors import FieldError, InputError, MappingFileError, Origin
@@ -109,12 +109,7 @@ class Mapping:
     # -- loading -----------------------------------------------------------------
     @classmethod
     def load(cls, path: Path, codes_dir: Path | None = None, allowed: dict[str, set[str]] | None = None) -> "Mapping":
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise MappingFileError(f"{path}: mapping file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise MappingFileError(f"{path}: {exc}") from None
+        raw = layering.read(Path(path), MappingFileError, "mapping file")  # `extends` another mapping
 
         def need(key):
             if key not in raw:
@@ -158,6 +153,13 @@ class Mapping:
         if self.enterprise:
             needed.add(self.enterprise)
         missing = sorted(c for c in needed if c not in table.columns)
+        if missing and not table.fixed_columns:
+            table.columns.extend(missing)
+            missing = []
+        if not table.fixed_columns:
+            for _, values in table.rows:
+                for c in needed:
+                    values.setdefault(c, "")
         if missing:
             raise InputError(f"the header lacks column(s) {', '.join(missing)} that mapping "
                              f"{self.path.name} reads", row=1)

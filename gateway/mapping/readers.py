@@ -17,6 +17,7 @@ class Table:
     columns: list[str]                       # header, in file order
     rows: list[tuple[int, dict[str, str]]]   # (row number as a spreadsheet shows it, values)
     encoding: str = ""
+    fixed_columns: bool = True               # CSV: every column must be in the header; JSON: absent = empty
 
     def column_number(self, name: str) -> int | None:
         try:
@@ -73,4 +74,36 @@ def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",") -> Table
     return Table(columns=header, rows=rows, encoding=used)
 
 
-READERS = {"csv": read_csv}
+def read_json_rows(data: bytes, encoding: str = "auto", delimiter: str = ",") -> Table:
+    """Rows as JSON: an array of flat objects (one per row, keys = columns, like CSV rows), or an
+    object whose `rows` is such an array. Numbers keep their exact text (11.10 stays "11.10")."""
+    import json
+
+    text, used = decode(data, encoding)
+    try:
+        doc = json.loads(text, parse_float=str, parse_int=str)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    records = doc.get("rows") if isinstance(doc, dict) else doc
+    if not isinstance(records, list):
+        raise InputError("JSON rows must be an array of objects, or an object with a \"rows\" array")
+    columns: list[str] = []
+    rows = []
+    for n, rec in enumerate(records, start=1):
+        if not isinstance(rec, dict):
+            raise InputError(f"row {n} is a JSON {type(rec).__name__}, not an object", row=n)
+        values = {}
+        for key, value in rec.items():
+            if isinstance(value, (dict, list)):
+                raise InputError(f"field {key!r} holds a nested JSON {type(value).__name__}; rows are flat",
+                                 row=n)
+            values[str(key)] = "" if value is None else str(value).lower() if isinstance(value, bool) else value
+            if key not in columns:
+                columns.append(str(key))
+        rows.append((n, values))
+    if not rows:
+        raise InputError("no rows")
+    return Table(columns=columns, rows=rows, encoding=used, fixed_columns=False)
+
+
+READERS = {"csv": read_csv, "json-rows": read_json_rows}

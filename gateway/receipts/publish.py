@@ -70,5 +70,9 @@ class ReceiptPublisher:
                                                   mandatory=self.mandatory))
         return key
 
+    def check(self):
+        """Doctor: login and the receipt exchange."""
+        return self.link.check(exchanges=[self.exchange])
+
     def close(self) -> None:
         self.link.close()

@@ -50,8 +50,11 @@ class Peer:
         now = time.monotonic() if now is None else now
         work = 0
         for item in self.transport.receive(100):
-            self.take(item.name, item.data, now)
-            self.transport.ack(item.ref)
+            if self.transport.carries == "business":   # playing the desktop client: bare business XML
+                self.take_bare(item, now)
+            else:
+                self.take(item.name, item.data, now)
+                self.transport.ack(item.ref)
             work += 1
         while self._queue and self._queue[0].due <= now:
             sch = self._queue[0]  # taken off the schedule only once it is sent
@@ -112,7 +115,7 @@ class Peer:
         self.stats["accepted"] += 1
         self._later(now, self.settings.peer.ack_delay, f"DxpRep_{env.trans.cop_msg_id}.xml",
                     receipts.dxp_rep(reply_to, "0", "success", env.trans))
-        self._business(env, now)
+        self._from_envelope(env, now)
 
     def _document_signature(self, env: envelope.Envelope, verified) -> str | None:
         from gateway.documents import FAMILIES
@@ -157,26 +160,58 @@ class Peer:
         self._later(now, self.settings.peer.ack_delay, f"DxpRep_{Path(name).stem}_{code}.xml",
                     receipts.dxp_rep(trans.sender_id if trans else "UNKNOWN", code, info, trans))
 
+    def take_bare(self, item, now: float) -> None:
+        """As the desktop client: take the bare business XML from OutBox (the client would sign it
+        with the card and send it), move it to SentBox, and answer into InBox as the client does:
+        `Successed_<file>` / `Failed_<file>` import responses, then status receipts. A file the
+        client cannot read at all goes to FailBox."""
+        self.stats["received"] += 1
+        try:
+            doc = xmlsafe.parse(item.data)
+        except xmlsafe.UnsafeXml as exc:
+            log.info("client cannot read the file; moved to FailBox", name=item.name, error=str(exc))
+            self.stats["refused"] += 1
+            self.transport.fail(item.ref)
+            return
+        target = self.archive / fsutil.inside(self.archive, item.name).name
+        if target.exists():
+            self.stats["duplicates"] += 1
+            self.transport.ack(item.ref)
+            return
+        fsutil.atomic_write(target, item.data)
+        self.transport.ack(item.ref)
+        self.stats["accepted"] += 1
+        stem = Path(item.name).stem
+        self._business(doc, now, reply=lambda msg_type, payload, keys: payload,
+                       names={"import-ok": f"Successed_{item.name}", "import-failed": f"Failed_{item.name}",
+                              "status": f"Receipt_{stem}_{{i}}_{{channel}}.xml"})
+
     # -- business receipts ------------------------------------------------------------
-    def _business(self, env: envelope.Envelope, now: float) -> None:
+    def _business(self, doc, now: float, reply, names: dict[str, str]) -> None:
+        root_name = doc.tag.split("}")[-1]
+        if root_name == "DecMessage":
+            self._declaration(doc, self.settings.declaration, now, reply, names)
+
+    def _from_envelope(self, env: envelope.Envelope, now: float) -> None:
         try:
             doc = xmlsafe.parse(env.data)
         except xmlsafe.UnsafeXml as exc:
             log.info("business data unreadable", error=str(exc))
             return
-        root_name = doc.tag.split("}")[-1]
-        if root_name == "DecMessage":
-            self._declaration(env, doc, self.settings.declaration, now)
+        base = env.trans.cop_msg_id
+        self._business(doc, now, reply=lambda msg_type, payload, keys: receipts.wrap(
+            self.settings.peer.platform_id, env.trans.sender_id, msg_type, payload, keys),
+            names={"import-ok": f"Receipt_{base}_1_import.xml", "import-failed": f"Receipt_{base}_1_import.xml",
+                   "status": f"Receipt_{base}_{{i}}_{{channel}}.xml"})
 
-    def _declaration(self, env, doc, sc: DeclarationScenario, now: float) -> None:
+    def _declaration(self, doc, sc: DeclarationScenario, now: float, reply_as, names: dict[str, str]) -> None:
         def text(name: str) -> str:
             return (doc.findtext(f".//{{{DEC_NS}}}{name}") or "").strip()
 
         client_seq = text("ClientSeqNo")
         customs = text("CustomMaster") or "0000"
         rule = _match(sc.rules, text)
-        reply = lambda msg_type, payload: receipts.wrap(  # noqa: E731
-            self.settings.peer.platform_id, env.trans.sender_id, msg_type, payload, {"ClientSeqNo": client_seq})
+        reply = lambda msg_type, payload: reply_as(msg_type, payload, {"ClientSeqNo": client_seq})  # noqa: E731
         if rule and rule.silent:
             return
         n = next(self._counter)
@@ -186,12 +221,11 @@ class Peer:
         import_error = rule.import_error if rule else None
         if errors and not import_error:
             import_error = f"报文格式错误: {errors[0].path}: {errors[0].reason}"
-        base = f"{env.trans.cop_msg_id}"
         if import_error:
-            self._later(now, sc.import_delay, f"Receipt_{base}_1_import.xml",
+            self._later(now, sc.import_delay, names["import-failed"],
                         reply("DecImportResponse", receipts.import_response(client_seq, "", False, import_error)))
             return
-        self._later(now, sc.import_delay, f"Receipt_{base}_1_import.xml",
+        self._later(now, sc.import_delay, names["import-ok"],
                     reply("DecImportResponse", receipts.import_response(client_seq, seq_no, True, "导入成功")))
         channels = rule.channels if rule and rule.channels else sc.channels
         entry_id = f"{customs}{year}{'1' if text('IEFlag') == 'I' else '0'}{n:09d}"[:18]
@@ -199,7 +233,7 @@ class Peer:
             note = rule.note if rule and i == len(channels) else ""
             payload = receipts.dec_result(seq_no, entry_id if channel not in ("E", "Y") else "", channel, note,
                                           customs, text("IEDate"))
-            self._later(now, sc.import_delay + sc.delay * i, f"Receipt_{base}_{i + 1}_{channel}.xml",
+            self._later(now, sc.import_delay + sc.delay * i, names["status"].format(i=i + 1, channel=channel),
                         reply("DEC_DATA", payload))
 
 

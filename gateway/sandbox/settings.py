@@ -1,12 +1,12 @@
 """The sandbox's own configuration (config/sandbox.toml)."""
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.config import ConfigError, FolderTransportConfig, TransportConfig, _resolve_paths
+from gateway.config import _read as read_layered
 
 
 class _Model(BaseModel):
@@ -47,12 +47,10 @@ class SandboxSettings(_Model):
 
 def load(path: Path) -> SandboxSettings:
     path = Path(path)
+    raw = read_layered(path)   # `extends = "sandbox.toml"` layers it over another in its folder
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
         settings = SandboxSettings.model_validate(raw)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: sandbox config not found") from None
-    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+    except ValidationError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     settings.source = path.resolve()
     _resolve_paths(settings, path.resolve().parent)

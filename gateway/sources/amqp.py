@@ -141,6 +141,10 @@ class AmqpIntake:
         log.warning("%s: %s record %s from %s moved to %s: %s", self.link.where, held.doc_type,
                     p.message_id, held.queue, self.dlq, reason)
 
+    def check(self):
+        """Doctor: login, each intake queue and the dead-letter queue."""
+        return self.link.check([*self.queue_per_type.values(), self.dlq])
+
     def close(self) -> None:
         self.link.close()
 

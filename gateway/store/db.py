@@ -43,6 +43,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        # several processes may open the store at once (the daemon, `swgw status`): one upgrades,
+        # the others wait and then find nothing to do. SQLite's BEGIN IMMEDIATE serialises them.
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7270401)")  # any fixed key, ours
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

@@ -38,9 +38,14 @@ def by_keys(session: Session, doc_type: str, keys: list[str]) -> dict[tuple[str,
 
 
 def in_state(session: Session, state: str, limit: int, doc_type: str | None = None,
-             signer: str | None = None, due=None) -> list[Message]:
+             signer: str | None = None, transports: list[str] | None = None,
+             not_transports: list[str] | None = None, due=None) -> list[Message]:
     """Messages in `state`; with `due` (a time), only those whose next attempt is due by then."""
     q = select(Message).where(Message.state == state).order_by(Message.id).limit(limit)
+    if transports is not None:
+        q = q.where(Message.transport.in_(transports))
+    if not_transports:
+        q = q.where(Message.transport.not_in(not_transports))
     if due is not None:
         q = q.where(or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= due))
     if doc_type:

@@ -137,34 +137,8 @@ class AmqpTransport(Transport):
 
     def check(self) -> list[Check]:
         """Doctor: connect and log in, then each queue (passive declare: exists, depth)."""
-        try:
-            conn, ch = self.link.open()
-        except TransportError as exc:
-            return [Check(f"{self.link.where} login", False, str(exc))]
-        checks = [Check(f"{self.link.where} login", True)]
-        try:
-            queues = [self.incoming_queue] + ([self.outgoing_queue] if self.outgoing_queue else [])
-            for q in queues:
-                try:
-                    res = ch.queue_declare(q, passive=True)
-                    checks.append(Check(f"amqp queue {q}", True, f"{res.method.message_count} messages, "
-                                        f"{res.method.consumer_count} consumers"))
-                except pika.exceptions.ChannelClosedByBroker as exc:
-                    checks.append(Check(f"amqp queue {q}", False, str(self.link.broker_error("check", exc))))
-                    ch = conn.channel()
-            if self.exchange:
-                try:
-                    ch.exchange_declare(self.exchange, passive=True)
-                    checks.append(Check(f"amqp exchange {self.exchange}", True))
-                except pika.exceptions.ChannelClosedByBroker as exc:
-                    checks.append(Check(f"amqp exchange {self.exchange}", False,
-                                        str(self.link.broker_error("check", exc))))
-        finally:
-            try:
-                conn.close()
-            except Exception:
-                pass
-        return checks
+        return self.link.check([self.incoming_queue] + ([self.outgoing_queue] if self.outgoing_queue else []),
+                               [self.exchange] if self.exchange else [])
 
     def close(self) -> None:
         self.link.close()

@@ -53,6 +53,9 @@ class Check:
 
 class Transport(abc.ABC):
     name: str = ""
+    # what send() carries: "dxp" = the DxpMsg swgw signed; "business" = the bare business XML,
+    # signed by whoever takes it (the official desktop client with the operator's card)
+    carries: str = "dxp"
 
     @abc.abstractmethod
     def send(self, item: Outgoing) -> None: ...

@@ -60,6 +60,7 @@ def classify(name: str) -> tuple[str, str]:
 
 
 class ClientFolderTransport(Transport):
+    carries = "business"
     def __init__(self, imp_path: Path, module: str = "DecCus001", role: str = "gateway",
                  processed_dir: Path | None = None, create: bool = False, fsync: bool = True,
                  max_bytes: int = 50 * 1024 * 1024, stale_after: float = 600.0,
