@@ -85,6 +85,7 @@ def rabbit():
 
     def new_queue(prefix: str) -> str:
         names.append(f"{prefix}.{uuid.uuid4().hex[:8]}")
+        ch.queue_declare(names[-1], durable=True)  # as the gateway declares it
         return names[-1]
 
     yield ch, new_queue
@@ -456,3 +457,38 @@ def test_a_subscription_that_cannot_deliver_is_recorded_and_alarmed_the_receipt_
     assert "subscription-failed" in text and "not delivered to folder" in text
     (alarm,) = alarms(ws, "subscription-failed")
     assert alarm["business_key"] == "BLK0000000" and alarm["subscription"] == 1
+
+
+def test_a_queue_copy_waits_while_the_broker_is_away_and_goes_after_the_restart(ws, rabbit):
+    ch, new_queue = rabbit
+    queue = new_queue("swgw.test.wait")
+    configure(ws, """
+        [lifecycle.amqp]
+        url = "amqp://guest@127.0.0.1:1/%2F"
+        password = { env = "SWGW_TEST_AMQP_PASSWORD" }
+        [lifecycle.retries]
+        initial = 0.3
+        max = 1
+        """)
+    ws.swgw("subscribe", "--key", "WAIT0000000", "--kinds", "dec-result", "--queue", queue, check=True)
+    ws.start_sandbox()
+    daemon = ws.start_daemon(env=ENV)
+    ws.drop("one.csv", csv_rows(1, prefix="WAIT"))
+    wait_for(lambda: state_of(ws, "WAIT0000000") == "closed", 30, what="closed")
+    assert len(ws.outbox_files()) == 6, "the outbox does not wait for the subscription"
+    wait_for(lambda: trace(ws, "WAIT0000000").count("subscription-waiting") == 4, 10, what="4 copies waiting")
+    assert "cannot connect" in trace(ws, "WAIT0000000")
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=15) == 0
+    # the broker is reachable now (the config pointed at a closed port): after the restart they go
+    ws.config.write_text(ws.config.read_text().replace("127.0.0.1:1/", "127.0.0.1:5672/"))
+    ws.start_daemon(env=ENV)
+    got: list = []
+    wait_for(lambda: got.extend(drain_queue(ch, queue)) or len(got) >= 4, 20, what="the 4 waiting copies")
+    assert sorted(p.correlation_id for p, _ in got) == ["WAIT0000000"] * 4
+    assert {p.type for p, _ in got} == {"dec-result"}
+    wait_for(lambda: "failed attempt(s))" in trace(ws, "WAIT0000000"), 10, what="delivery recorded")
+    engine = sa.create_engine(ws.store_url)
+    with engine.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM subscription_pending")).scalar_one() == 0
+    engine.dispose()

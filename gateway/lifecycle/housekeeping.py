@@ -24,7 +24,7 @@ from gateway import fsutil
 from gateway.lifecycle import clock
 from gateway.log import get_logger
 from gateway.store import repo, states
-from gateway.store.models import Message, Receipt
+from gateway.store.models import Message, Receipt, SubscriptionPending
 
 log = get_logger("housekeeping")
 MAX_BATCHES = 20   # per run: a long backlog is worked off over several runs
@@ -76,6 +76,10 @@ def _prune_payloads(rt, batch: int) -> tuple[int, int, Path | None]:
     with rt.sessions() as s:
         msgs = list(s.scalars(select(Message).where(Message.pruned_at.is_(None), Message.updated_at < cutoff,
                                                     _settled(rt)).order_by(Message.id).limit(batch)))
+        ids = [m.id for m in msgs]
+        waiting = select(SubscriptionPending.receipt_id)  # a copy still to deliver keeps its payload
+        msgs = [m for m in msgs if not s.scalar(select(Receipt.id).where(Receipt.message_id == m.id,
+                                                                        Receipt.id.in_(waiting)).limit(1))]
         ids = [m.id for m in msgs]
         recs = list(s.scalars(select(Receipt).where(Receipt.message_id.in_(ids), Receipt.pruned_at.is_(None))
                               .order_by(Receipt.id))) if ids else []

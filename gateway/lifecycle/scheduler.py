@@ -4,7 +4,8 @@
   on the gateway's own store database: a restart keeps their next run times, so a daily
   housekeeping still runs when the daemon restarts more often than daily, and a run missed
   while the daemon was down runs once at start (coalesced).
-- `swgw-subscriptions` (re-reading subscription rules) is in memory: it only polls.
+- `swgw-subscriptions` (re-reading subscription rules, retrying copies that wait for their
+  queue) is in memory: it only polls; what waits is in the store.
 Jobs are module functions with no arguments (the job store keeps them by reference); they
 find the running Runtime here. APScheduler 3 does not share a job store between schedulers:
 one daemon per store database runs the jobs (see `lifecycle.enabled`).
@@ -54,7 +55,11 @@ def housekeeping() -> None:
 def reload_subscriptions() -> None:
     from gateway.lifecycle import subscriptions
 
-    _run("subscriptions", lambda rt: subscriptions.rules_of(rt).reload(rt))
+    def reload_and_retry(rt):
+        subscriptions.rules_of(rt).reload(rt)
+        subscriptions.retry_pending(rt)
+
+    _run("subscriptions", reload_and_retry)
 
 
 PERSISTENT = (("swgw-deadlines", "gateway.lifecycle.scheduler:sweep_deadlines", "sweep_interval"),

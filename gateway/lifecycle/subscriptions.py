@@ -6,11 +6,15 @@ A rule matches by business document number (any key a message is known by), by e
 and `kinds` limits the receipt kinds. The daemon re-reads the rules every
 [lifecycle] subscription_reload seconds, so `swgw subscribe` / `unsubscribe` need no restart.
 
-A failed copy is recorded as an event and alarmed; the receipt is still routed to its
-outbox (the store keeps it, and `swgw trace` shows what was not delivered).
+A copy to a queue whose broker is away waits in `subscription_pending` and is retried with
+the transmit backoff ([lifecycle.retries]) until it goes (an alarm when it has failed
+`limit` times; housekeeping keeps its payload meanwhile). A copy that cannot succeed by
+waiting (a folder that cannot be written, a refused login) is recorded and alarmed at once.
+Either way the receipt is routed to its outbox and `swgw trace` shows what happened.
 """
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +22,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from gateway import alarms, fsutil
+from gateway.lifecycle import clock, retries
 from gateway.log import get_logger
 from gateway.receipts import route as routing
 from gateway.store import repo
-from gateway.store.models import Message, Receipt, Subscription
+from gateway.store.models import Message, Receipt, Subscription, SubscriptionPending
 from gateway.transports.base import TransportError
 
 log = get_logger("subscriptions")
@@ -125,18 +130,73 @@ def deliver(rt, session, receipt: Receipt, msg: Message | None) -> int:
             continue
         try:
             where = _copy(rt, rule, receipt, msg)
-        except (OSError, TransportError) as exc:
-            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            repo.note(session, msg, "subscription-failed", f"subscription {rule.id}: {receipt.kind} receipt "
-                      f"{receipt.id} not delivered to {rule.target()}: {detail}")
-            alarms.raise_alarm(rt, "subscription-failed", f"subscription {rule.id} could not deliver receipt "
-                               f"{receipt.id} ({msg.business_key} {receipt.kind}) to {rule.target()}: {detail}",
-                               subscription=rule.id, receipt_id=receipt.id, business_key=msg.business_key)
+        except TransportError as exc:
+            if not exc.retryable:
+                _failed(rt, session, rule, receipt, msg, str(exc))
+                continue
+            session.add(SubscriptionPending(subscription_id=rule.id, receipt_id=receipt.id, attempts=1,
+                                            last_error=str(exc)[:500], next_attempt_at=_next(rt, 1)))
+            repo.note(session, msg, "subscription-waiting", f"subscription {rule.id}: {receipt.kind} receipt "
+                      f"{receipt.id} waits for {rule.target()} ({exc}); retried with backoff")
+            continue
+        except OSError as exc:
+            _failed(rt, session, rule, receipt, msg, exc.strerror or str(exc))
             continue
         repo.note(session, msg, "subscription", f"subscription {rule.id}: {receipt.kind} receipt {receipt.id} "
                   f"-> {where}")
         n += 1
     return n
+
+
+def _failed(rt, session, rule: Rule, receipt: Receipt, msg: Message, detail: str) -> None:
+    repo.note(session, msg, "subscription-failed", f"subscription {rule.id}: {receipt.kind} receipt "
+              f"{receipt.id} not delivered to {rule.target()}: {detail}")
+    alarms.raise_alarm(rt, "subscription-failed", f"subscription {rule.id} could not deliver receipt "
+                       f"{receipt.id} ({msg.business_key} {receipt.kind}) to {rule.target()}: {detail}",
+                       subscription=rule.id, receipt_id=receipt.id, business_key=msg.business_key)
+
+
+def _next(rt, attempts: int) -> dt.datetime:
+    return clock.now() + dt.timedelta(seconds=retries.delay(rt.config.lifecycle.retries, attempts))
+
+
+def retry_pending(rt, limit: int = 200) -> int:
+    """The scheduler's job: try the waiting copies that are due again; returns how many went."""
+    rules = {r.id: r for r in rules_of(rt).current(rt)}
+    cfg = rt.config.lifecycle.retries
+    done = 0
+    with rt.sessions() as s:
+        due = list(s.scalars(select(SubscriptionPending).where(SubscriptionPending.next_attempt_at <= clock.now())
+                             .order_by(SubscriptionPending.id).limit(limit)))
+        for p in due:
+            receipt = s.get(Receipt, p.receipt_id)
+            msg = s.get(Message, receipt.message_id) if receipt and receipt.message_id else None
+            rule = rules.get(p.subscription_id)
+            if rule is None or msg is None:
+                repo.note(s, msg, "subscription", f"subscription {p.subscription_id}: removed; receipt "
+                          f"{p.receipt_id} no longer waits for it")
+                s.delete(p)
+                continue
+            try:
+                where = _copy(rt, rule, receipt, msg)
+            except (OSError, TransportError) as exc:
+                p.attempts += 1
+                p.last_error = str(exc)[:500]
+                p.next_attempt_at = _next(rt, p.attempts)
+                if p.attempts == cfg.limit:
+                    alarms.raise_alarm(rt, "subscription-waiting", f"subscription {rule.id}: receipt {receipt.id} "
+                                       f"({msg.business_key} {receipt.kind}) still not delivered to {rule.target()} "
+                                       f"after {p.attempts} attempts: {exc}; still retrying",
+                                       subscription=rule.id, receipt_id=receipt.id, business_key=msg.business_key)
+                if isinstance(exc, TransportError) and not exc.retryable:
+                    break  # the same for every copy: try again at the next run
+                continue
+            repo.note(s, msg, "subscription", f"subscription {rule.id}: {receipt.kind} receipt {receipt.id} "
+                      f"-> {where} (after {p.attempts} failed attempt(s))")
+            s.delete(p)
+            done += 1
+        s.commit()
+    return done
 
 
 def _copy(rt, rule: Rule, receipt: Receipt, msg: Message) -> str:
@@ -180,6 +240,7 @@ def remove(rt, sub_id: int) -> Subscription | None:
         if sub is None:
             return None
         repo.note(s, None, "subscription", f"subscription {sub.id} removed: {Rule.of(sub).describe()}")
+        s.query(SubscriptionPending).filter(SubscriptionPending.subscription_id == sub.id).delete()
         s.delete(sub)
     return sub
 

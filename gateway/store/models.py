@@ -145,3 +145,17 @@ class Subscription(Base):
     folder: Mapped[str] = mapped_column(String(500), default="")
     queue: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SubscriptionPending(Base):
+    """A subscription copy that waits for its queue (the broker was away); retried with backoff."""
+
+    __tablename__ = "subscription_pending"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ID)
+    receipt_id: Mapped[int] = mapped_column(ForeignKey("receipts.id"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (UniqueConstraint("subscription_id", "receipt_id"),)

@@ -1,4 +1,5 @@
-"""receipt lifecycle: transmit retries, deadlines, resends, pruned payloads, subscriptions, jobs
+"""receipt lifecycle: transmit retries, deadlines, resends, pruned payloads, subscriptions
+(+ deliveries waiting for a queue), jobs
 
 Revision ID: 0002
 Revises: 0001
@@ -38,6 +39,17 @@ def upgrade() -> None:
         sa.Column("queue", sa.String(200), nullable=False, server_default=""),
         sa.Column("created_at", TS, nullable=False),
     )
+    op.create_table(
+        "subscription_pending",
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("subscription_id", ID, nullable=False),
+        sa.Column("receipt_id", ID, sa.ForeignKey("receipts.id"), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("last_error", sa.String(500), nullable=False, server_default=""),
+        sa.Column("next_attempt_at", TS, nullable=True),
+        sa.Column("created_at", TS, nullable=False),
+        sa.UniqueConstraint("subscription_id", "receipt_id"),
+    )
     # APScheduler 3.x SQLAlchemyJobStore's table (it would create it itself; here it is in
     # the schema history like every other table)
     op.create_table(
@@ -50,6 +62,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("apscheduler_jobs")
+    op.drop_table("subscription_pending")
     op.drop_table("subscriptions")
     op.drop_index("ix_messages_overdue", "messages")
     with op.batch_alter_table("receipts") as b:
