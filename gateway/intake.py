@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import flag_modified
 
 from gateway import faults, fsutil, metrics
 from gateway.documents.base import Context
@@ -23,7 +25,7 @@ from gateway.mapping.errors import FieldError, InputError
 from gateway.runtime import DocType, Runtime
 from gateway.sources.folder import Claimed
 from gateway.store import repo, states
-from gateway.store.models import IntakeFile, Message, MessageKey
+from gateway.store.models import IntakeFile, Message, MessageKey, utcnow
 
 log = get_logger("intake")
 TAKEN = ("accepted", "partial", "duplicate")
@@ -51,10 +53,8 @@ def take_files(rt: Runtime, dt: DocType, claimed: list[Claimed]) -> list[dict]:
         faults.hit("after-claim")
         work.append((i, c, data, sha, _evaluate_file(rt, dt, data)))  # the CPU work, before any transaction
     if work:
-        with rt.sessions.begin() as s:
-            previous = _taken_before(s, dt, [sha for _, _, _, sha, _ in work])
-            for i, c, data, sha, evaluated in work:
-                reports[i] = _record(rt, dt, s, c, data, sha, evaluated, previous)
+        stored = _store_isolating(rt, [(dt, c, data, sha, evaluated, None) for _, c, data, sha, evaluated in work])
+        reports.update({i: report for (i, *_), report in zip(work, stored)})
         for i, c, _, _, _ in work:
             faults.hit("after-intake-commit")
             report = reports[i]
@@ -65,6 +65,54 @@ def take_files(rt: Runtime, dt: DocType, claimed: list[Claimed]) -> list[dict]:
             log.info("file taken", file=c.name, document=dt.key, outcome=report["outcome"],
                      accepted=len(report.get("accepted", [])), rejected=len(report.get("rejected", [])))
     return [reports[i] for i in range(len(claimed))]
+
+
+def _store_isolating(rt: Runtime, items) -> list[dict]:
+    """Store a batch in one transaction; if that fails for a reason other than the database
+    itself, store each item alone, so one item that trips a fault cannot hold the rest back
+    pass after pass. An item that fails alone is refused with what went wrong."""
+    try:
+        with rt.sessions.begin() as s:
+            return _store_batch(rt, s, items)
+    except (sa_exc.OperationalError, sa_exc.InterfaceError):
+        raise                     # the store is away: the whole batch waits for the next pass
+    except Exception as exc:
+        if len(items) == 1:
+            dt, claimed = items[0][0], items[0][1]
+            log.error("could not store; refused", file=claimed.name, document=dt.key,
+                      error=f"{type(exc).__name__}: {exc}")
+            return [{"file": claimed.name, "document": dt.key, "outcome": "error",
+                     "error": f"internal error while storing it ({type(exc).__name__}: {exc}); "
+                              f"nothing was sent — report this, then drop the file again"}]
+        log.warning("batch could not be stored; storing its items one by one", items=len(items),
+                    error=f"{type(exc).__name__}: {exc}")
+        return [report for item in items for report in _store_isolating(rt, [item])]
+
+
+def _store_batch(rt: Runtime, s, items) -> list[dict]:
+    """Store evaluated files/records — items of (doc type, claimed, data, sha, evaluated,
+    source) — in session `s` with one lookup of earlier contents and keys per document type and
+    one flush for them all. Returns one report per item."""
+    previous: dict[str, dict] = {}
+    existing: dict[str, dict] = {}
+    for dt in {id(it[0]): it[0] for it in items}.values():
+        mine = [it for it in items if it[0] is dt]
+        previous[dt.key] = _taken_before(s, dt, [it[3] for it in mine])
+        keys = [ev.mapped.key for it in mine if not isinstance(it[4], InputError) for ev in it[4][1]]
+        existing[dt.key] = repo.by_keys(s, dt.key, keys)
+    reports, created = [], []
+    with s.no_autoflush:
+        for dt, claimed, data, sha, evaluated, source in items:
+            report, new = _record(rt, dt, s, claimed, data, sha, evaluated, previous[dt.key], existing[dt.key],
+                                  source)
+            reports.append(report)
+            created += new
+    s.flush()  # one round of INSERTs for the whole batch
+    for intake, entry, msg in created:
+        entry["message"] = msg.id
+    for intake in {id(i): i for i, _, _ in created}.values():
+        flag_modified(intake, "report")  # SQLAlchemy does not see changes inside a JSON dict
+    return reports
 
 
 def _taken_before(s, dt: DocType, shas: list[str]) -> dict[str, IntakeFile]:
@@ -78,11 +126,13 @@ def _taken_before(s, dt: DocType, shas: list[str]) -> dict[str, IntakeFile]:
 
 
 def _record(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str, evaluated,
-            previous: dict[str, IntakeFile], source: str | None = None) -> dict:
+            previous: dict[str, IntakeFile], existing: dict, source: str | None = None) -> tuple[dict, list]:
+    """Record one file: its report, and the (intake, report entry, message) of each new message,
+    whose ids the caller fills in after its flush."""
     prior = previous.get(sha)
     if prior is not None and prior.name == claimed.name and claimed.path.parent == dt.source.work \
             and _committed_from_work(s, prior, claimed):
-        return {**(prior.report or {}), "outcome": prior.outcome}
+        return {**(prior.report or {}), "outcome": prior.outcome}, []
     if prior is not None:
         report = {"file": claimed.name, "document": dt.key, "outcome": "duplicate",
                   "same_as": prior.name, "taken_at": prior.received_at.isoformat(),
@@ -90,11 +140,11 @@ def _record(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str
                              f"nothing sent again"}
         s.add(IntakeFile(doc_type=dt.key, source=source or str(dt.source.inbox), name=claimed.name, sha256=sha,
                          size=len(data), outcome="duplicate", report=report))
-        return report
-    report, intake = _store_file(rt, dt, s, claimed, data, sha, evaluated, source)
+        return report, []
+    report, intake, created = _store_file(rt, dt, s, claimed, data, sha, evaluated, existing, source)
     if report["outcome"] in TAKEN:  # a second copy in the same batch is a duplicate of this one
         previous[sha] = intake
-    return report
+    return report, created
 
 
 def _committed_from_work(s, previous: IntakeFile, claimed: Claimed) -> bool:
@@ -113,29 +163,28 @@ def _evaluate_file(rt: Runtime, dt: DocType, data: bytes, mapping=None) -> tuple
 
 
 def _store_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str,
-                evaluated, source: str | None = None) -> tuple[dict, IntakeFile]:
+                evaluated, existing: dict, source: str | None = None) -> tuple[dict, IntakeFile, list]:
     report: dict = {"file": claimed.name, "document": dt.key, "claimed_as": claimed.path.name,
                     "accepted": [], "rejected": [], "duplicates": []}
-    intake = IntakeFile(doc_type=dt.key, source=source or str(dt.source.inbox), name=claimed.name, sha256=sha,
+    intake = IntakeFile(received_at=utcnow(),  # set now: a duplicate later in this batch reports it
+                        doc_type=dt.key, source=source or str(dt.source.inbox), name=claimed.name, sha256=sha,
                         size=len(data), outcome="error", report=report)
     s.add(intake)
     if isinstance(evaluated, InputError):
         exc = evaluated
         report.update(outcome="error", error=str(exc), **({"row": exc.row} if exc.row else {}))
         intake.report = dict(report)  # a new object: SQLAlchemy does not track changes inside a JSON dict
-        return report, intake
+        return report, intake, []
     report["encoding"], evaluations = evaluated
-    existing = repo.by_keys(s, dt.key, [ev.mapped.key for ev in evaluations])
     created = []
-    with s.no_autoflush:
-        for ev in evaluations:
-            outcome = store(dt, s, ev, intake, claimed.name, existing)
-            report[outcome["bucket"]].append(outcome["entry"])
-            if "_msg" in outcome:
-                created.append((outcome["entry"], outcome.pop("_msg")))
-    s.flush()  # one round of INSERTs for the whole file
-    for entry, msg in created:
-        entry["message"] = msg.id
+    for ev in evaluations:
+        outcome = store(dt, s, ev, intake, claimed.name, existing)
+        report[outcome["bucket"]].append(outcome["entry"])
+        if "_msg" in outcome:
+            msg = outcome.pop("_msg")
+            created.append((intake, outcome["entry"], msg))
+            if msg.state != states.INVALID:  # a later file of this batch with the same key meets it
+                existing.setdefault((msg.enterprise, msg.business_key), []).append(msg)
     if not report["rejected"]:
         report["outcome"] = "accepted"
     elif report["accepted"] or report["duplicates"]:
@@ -143,8 +192,8 @@ def _store_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha:
     else:
         report["outcome"] = "error"
     intake.outcome = report["outcome"]
-    intake.report = dict(report)
-    return report, intake
+    intake.report = report   # flagged modified again once the batch is flushed and message ids are known
+    return report, intake, created
 
 
 @dataclass
@@ -263,12 +312,8 @@ def take_records(rt: Runtime, queue_intake, limit: int = 200) -> int:
         sha = hashlib.sha256(rec.body).hexdigest()
         claimed = Claimed(name=rec.message_id, path=Path(queue_intake.queue_per_type[rec.doc_type]) / rec.message_id)
         work.append((rec, dt, claimed, sha, _evaluate_file(rt, dt, rec.body, dt.record_mapping)))
-    with rt.sessions.begin() as s:
-        reports = []
-        for rec, dt, claimed, sha, evaluated in work:
-            previous = _taken_before(s, dt, [sha])
-            reports.append(_record(rt, dt, s, claimed, rec.body, sha, evaluated, previous,
-                                   source=f"amqp:{claimed.path.parent}"))
+    reports = _store_isolating(rt, [(dt, claimed, rec.body, sha, evaluated, f"amqp:{claimed.path.parent}")
+                                    for rec, dt, claimed, sha, evaluated in work])
     faults.hit("after-intake-commit")
     for (rec, dt, claimed, _, _), report in zip(work, reports):
         log.info("record taken", record=rec.message_id, document=dt.key, outcome=report["outcome"],

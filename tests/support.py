@@ -111,11 +111,20 @@ class Workspace:
         return proc
 
     def start(self, *args, env=None) -> subprocess.Popen:
+        """A swgw process; its output goes to a file (`output(proc)`), never to a pipe nobody
+        reads — a daemon that logs a lot would block on a full pipe."""
         cmd = [sys.executable, "-m", "gateway.cli", *args]
-        proc = subprocess.Popen(cmd, cwd=self.root, env={**os.environ, **(env or {})},
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        log_path = self.root / f"{args[0]}-{len(self.procs)}.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(cmd, cwd=self.root, env={**os.environ, **(env or {})},
+                                    stdout=log, stderr=subprocess.STDOUT)
+        proc.log_path = log_path
         self.procs.append(proc)
         return proc
+
+    @staticmethod
+    def output(proc: subprocess.Popen) -> str:
+        return proc.log_path.read_text(encoding="utf-8", errors="replace")
 
     def start_sandbox(self) -> subprocess.Popen:
         return self.start("sandbox", "--config", str(self.sandbox_config))

@@ -104,7 +104,8 @@ def test_daemon_signs_with_the_card_and_the_pin_never_shows(bed, pki, pki_dir, t
         cmdline = open(f"/proc/{daemon.pid}/cmdline", "rb").read()
         assert PIN not in cmdline
         daemon.send_signal(signal.SIGTERM)
-        out = daemon.communicate(timeout=20)[0]
+        daemon.wait(timeout=20)
+        out = ws.output(daemon)
     finally:
         ws.stop_all()
     cert_no = crypto.summary(spec.cert.read_bytes()).serial_hex

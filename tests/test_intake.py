@@ -1,0 +1,79 @@
+"""Intake in-process: what one poll's batch of files becomes in the store."""
+from __future__ import annotations
+
+import os
+
+from support import csv_rows
+from gateway import config, intake
+from gateway.runtime import Runtime
+from gateway.store.models import IntakeFile, Message
+
+
+def test_files_in_one_poll_same_content_and_same_keys(workspace):
+    """One poll, one transaction: a second copy of a file is a duplicate of the first (not an
+    error, nothing sent twice), and a later file reusing a key of an earlier one in the same
+    batch with other content is refused for that key — as if they had come in separate polls."""
+    rt = Runtime.open(config.load(workspace.config))
+    try:
+        first = csv_rows(3, prefix="BAT")
+        inbox = workspace.inbox
+        inbox.mkdir(parents=True, exist_ok=True)
+        (inbox / "a.csv").write_text(first, encoding="utf-8")
+        (inbox / "b.csv").write_text(first, encoding="utf-8")
+        # BAT0000000 again, with another container: same key, other content
+        (inbox / "c.csv").write_text(csv_rows(1, prefix="BAT").replace("CSLU", "TGHU"), encoding="utf-8")
+        old = os.stat(inbox / "a.csv").st_mtime - 60
+        for name in ("a.csv", "b.csv", "c.csv"):
+            os.utime(inbox / name, (old, old))
+        dt = rt.doc_types["declaration"]
+        dt.source.stable_seconds = 0
+        claimed = dt.source.poll() or dt.source.poll()
+        assert sorted(c.name for c in claimed) == ["a.csv", "b.csv", "c.csv"]
+        reports = {r["file"]: r for r in intake.take_files(rt, dt, sorted(claimed, key=lambda c: c.name))}
+        assert reports["a.csv"]["outcome"] == "accepted" and len(reports["a.csv"]["accepted"]) == 3
+        assert reports["b.csv"]["outcome"] == "duplicate" and reports["b.csv"]["same_as"] == "a.csv"
+        assert reports["c.csv"]["outcome"] == "error"
+        [err] = reports["c.csv"]["rejected"][0]["errors"]
+        assert err["rule"] == "unique" and "BAT0000000" in err["message"]
+        with rt.sessions() as s:
+            msgs = s.query(Message).order_by(Message.id).all()
+            assert [(m.business_key, m.state) for m in msgs] == [
+                ("BAT0000000", "prepared"), ("BAT0000001", "prepared"), ("BAT0000002", "prepared"),
+                ("BAT0000000", "invalid")]
+            stored = {f.name: f for f in s.query(IntakeFile)}
+            ids = [e["message"] for e in stored["a.csv"].report["accepted"]]
+            assert ids == [m.id for m in msgs[:3]], "the stored report names the messages it made"
+    finally:
+        rt.close()
+
+
+def test_a_file_that_trips_a_fault_while_storing_does_not_hold_back_the_others(workspace, monkeypatch):
+    """If storing a batch fails (here: a fault injected for one declaration), each file is
+    stored alone; the one that fails is refused with what went wrong, the others go on."""
+    rt = Runtime.open(config.load(workspace.config))
+    real_store = intake.store
+
+    def faulty_store(dt, s, ev, *args, **kwargs):
+        if ev.mapped.key == "BAD0000000":
+            raise RuntimeError("injected fault")
+        return real_store(dt, s, ev, *args, **kwargs)
+
+    monkeypatch.setattr(intake, "store", faulty_store)
+    try:
+        inbox = workspace.inbox
+        inbox.mkdir(parents=True, exist_ok=True)
+        (inbox / "good.csv").write_text(csv_rows(2, prefix="GOD"), encoding="utf-8")
+        (inbox / "bad.csv").write_text(csv_rows(1, prefix="BAD"), encoding="utf-8")
+        (inbox / "more.csv").write_text(csv_rows(1, prefix="MOR"), encoding="utf-8")
+        dt = rt.doc_types["declaration"]
+        dt.source.stable_seconds = 0
+        claimed = dt.source.poll() or dt.source.poll()
+        reports = {r["file"]: r for r in intake.take_files(rt, dt, claimed)}
+        assert reports["good.csv"]["outcome"] == reports["more.csv"]["outcome"] == "accepted"
+        assert reports["bad.csv"]["outcome"] == "error"
+        assert "injected fault" in reports["bad.csv"]["error"] and "drop the file again" in reports["bad.csv"]["error"]
+        assert (inbox / ".error" / "bad.csv").exists() and (inbox / ".error" / "bad.csv.error.json").exists()
+        with rt.sessions() as s:
+            assert sorted(m.business_key for m in s.query(Message)) == ["GOD0000000", "GOD0000001", "MOR0000000"]
+    finally:
+        rt.close()
