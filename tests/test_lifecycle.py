@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import shutil
 import signal
-import threading
 import time
 import uuid
 import zipfile
@@ -247,12 +246,12 @@ def test_backoff_spaces_the_attempts_out(ws):
 
 
 # -- subscriptions ------------------------------------------------------------------
-def changes(log: list[str]) -> list[int]:
+def changes(log) -> list[int]:
     """The rule counts of the daemon's "subscriptions changed" log lines."""
     return [json.loads(line)["rules"] for line in list(log) if '"subscriptions changed"' in line]
 
 
-def reloaded(log: list[str], rules: int, after: int = 0) -> None:
+def reloaded(log, rules: int, after: int = 0) -> None:
     wait_for(lambda: len(changes(log)) > after and changes(log)[-1] == rules, 10, what=f"{rules} rules reloaded")
 
 
@@ -376,16 +375,14 @@ def _jobs(ws: Workspace) -> dict[str, float]:
     return dict(rows)
 
 
-def follow(proc) -> list[str]:
-    """The process's output lines, collected as they come."""
-    lines: list[str] = []
+class follow:
+    """The lines a process has logged so far (support.Workspace logs each process to a file)."""
 
-    def read():
-        for line in proc.stdout:
-            lines.append(line)
+    def __init__(self, proc):
+        self.proc = proc
 
-    threading.Thread(target=read, daemon=True).start()
-    return lines
+    def __iter__(self):
+        return iter(Workspace.output(self.proc).splitlines())
 
 
 def test_sigterm_stops_cleanly_and_persisted_jobs_keep_their_times_across_a_restart(any_ws):
@@ -426,7 +423,7 @@ def test_sigterm_during_a_hung_send_parks_within_the_timeout_and_the_restart_sen
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=10) == 3, "past the shutdown timeout the daemon exits 3"
     assert 1.5 < time.monotonic() - started < 6
-    assert "shutdown took longer than the timeout" in daemon.stdout.read()
+    assert "shutdown took longer than the timeout" in Workspace.output(daemon)
     (r,) = ws.status()
     assert r["state"] == "signed", "not recorded as sent: parked, to go again"
     ws.start_sandbox()
