@@ -138,28 +138,30 @@ def map_cmd(config_path, dry_run, doc_type, show_xml, file):
 @click.option("--type", "doc_type")
 @click.option("--state")
 @click.option("--key", help="any business key: ClientSeqNo, SeqNo, entry id …")
+@click.option("--overdue", is_flag=True, help="only messages past a receipt deadline")
 @click.option("--json", "as_json", is_flag=True)
-def status(config_path, doc_type, state, key, as_json):
+def status(config_path, doc_type, state, key, overdue, as_json):
     """List messages with type, business key, state and last receipt."""
+    from gateway.lifecycle import report
     from gateway.store import repo
 
     rt = _runtime(config_path)
     with rt.sessions() as s:
-        msgs = repo.listing(s, doc_type, state, key)
+        msgs = repo.listing(s, doc_type, state, key, overdue=overdue)
         rows = [{"id": m.id, "type": m.doc_type, "key": m.business_key, "state": m.state,
                  "enterprise": m.enterprise, "cop_msg_id": m.cop_msg_id,
                  "keys": {k.name: k.value for k in m.keys}, "updated": m.updated_at.isoformat(),
-                 "last_receipt": m.last_receipt} for m in msgs]
+                 "last_receipt": m.last_receipt, **report.fields(m)} for m in msgs]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not rows:
-        click.echo("no messages")
+        click.echo("no overdue messages" if overdue else "no messages")
         return
     click.echo(f"{'ID':>5}  {'TYPE':<12} {'KEY':<20} {'STATE':<17} {'UPDATED':<19}  LAST RECEIPT")
     for r in rows:
         click.echo(f"{r['id']:>5}  {r['type']:<12} {r['key']:<20} {r['state']:<17} {r['updated'][:19]:<19}  "
-                   f"{r['last_receipt']}")
+                   f"{r['last_receipt']}{report.flag(r)}")
 
 
 @cli.command()
@@ -199,28 +201,29 @@ def trace(config_path, ref):
 
 @cli.command()
 @config_option
-@click.argument("ref")
-def resend(config_path, ref):
+@click.argument("ref", required=False)
+@click.option("--new-submission", is_flag=True,
+              help="send as a new submission: a new CopMsgId, signed again (the platform treats it as new)")
+@click.option("--all-failed", is_flag=True, help="every failed message (e.g. after an outage), same CopMsgId")
+@click.option("--type", "doc_type", help="with --all-failed: only this document type")
+def resend(config_path, ref, new_submission, all_failed, doc_type):
     """Send a message again, with the same CopMsgId (the peer drops true duplicates)."""
-    from gateway.store import repo, states
+    from gateway.lifecycle import resend as resending
 
+    if bool(ref) == all_failed or (all_failed and new_submission):
+        raise Exit(2, "give a message (ID, CopMsgId or business key) or --all-failed (without --new-submission)")
     rt = _runtime(config_path)
-    with rt.sessions.begin() as s:
-        msgs = repo.find(s, ref)
-        if len(msgs) != 1:
-            raise Exit(1, f"{ref!r} names {len(msgs)} messages; give the message id")
-        m = msgs[0]
-        if m.state not in (states.SENT, states.SIGNED, states.FAILED, states.PREPARED):
-            raise Exit(1, f"message {m.id} is {m.state}: the platform has answered it already, and a resend "
-                          f"with the same CopMsgId would be dropped as a duplicate")
-        if m.envelope is None:
-            target = states.PREPARED if m.document else None
-            if target is None:
-                raise Exit(1, f"message {m.id} is {m.state} and has no document to send; fix the file and drop it again")
-        else:
-            target = states.SIGNED
-        repo.transition(s, m, target, "resend requested by operator (same CopMsgId)")
-    click.echo(f"message {m.id} queued to send again as {m.cop_msg_id}")
+    if all_failed:
+        msgs = resending.all_failed(rt, doc_type)
+        click.echo(f"{len(msgs)} failed message(s) queued to send again" +
+                   "".join(f"\n  {m.id} {m.business_key} {m.cop_msg_id}" for m in msgs))
+        return
+    try:
+        m = resending.request(rt, ref, new_submission=new_submission)
+    except resending.Refused as exc:
+        raise Exit(1, str(exc)) from None
+    how = "as a new submission with CopMsgId" if new_submission else "as"
+    click.echo(f"message {m.id} queued to send again {how} {m.cop_msg_id}")
 
 
 @cli.command()
@@ -263,6 +266,13 @@ def doctor(config_path):
             line(True, f"signer {name}", f"card {info.media_no}, {info.holder}, enterprise {info.enterprise_code}")
         except Exception as exc:
             line(False, f"signer {name}", str(exc))
+    try:
+        from gateway.lifecycle import report
+
+        for good, what, detail in report.doctor(rt):
+            line(good, what, detail)
+    except Exception as exc:  # no schema yet: the store line above says what to do
+        line(False, "lifecycle", f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
     if not ok:
         raise Exit(1)
 
@@ -378,6 +388,11 @@ def sandbox(config_path):
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     peer.run(stop)
+
+
+from gateway.lifecycle import commands as _lifecycle_commands  # noqa: E402
+
+_lifecycle_commands.register(cli, config_option, _runtime, Exit)
 
 
 def main() -> None:

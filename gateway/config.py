@@ -13,31 +13,12 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway import layering
-
-
-class ConfigError(Exception):
-    pass
+from gateway.lifecycle.settings import DeadlineConfig, LifecycleConfig
+from gateway.secret import ConfigError, Secret
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Secret(_Model):
-    """A secret named by where it lives, never by its value."""
-
-    env: str | None = None
-    file: Path | None = None
-
-    def read(self) -> str | None:
-        if self.env and os.environ.get(self.env):
-            return os.environ[self.env]
-        if self.file:
-            try:
-                return self.file.read_text().strip()
-            except OSError as exc:
-                raise ConfigError(f"secret file {self.file}: {exc.strerror}") from None
-        return None
 
 
 class StoreConfig(_Model):
@@ -175,6 +156,7 @@ class DocumentConfig(_Model):
     done_marker: bool = False                    # take <name> only once <name>.done exists
     max_file_bytes: int = 50 * 1024 * 1024
     encoding: str = "auto"                       # auto | utf-8 | utf-8-sig | gb18030
+    deadlines: DeadlineConfig = Field(default_factory=DeadlineConfig)   # expected receipt times
 
 
 class AmqpIntakeConfig(_Model):
@@ -229,6 +211,7 @@ class Config(_Model):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     amqp_intake: AmqpIntakeConfig | None = None
     receipt_exchange: ReceiptExchangeConfig | None = None
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

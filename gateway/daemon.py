@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from card.signer import SignerError
 from gateway import intake, pipeline
 from gateway.config import ConfigError
+from gateway.lifecycle import service as lifecycle, shutdown as graceful
 from gateway.log import get_logger
 from gateway.runtime import Runtime, open_amqp_intake
 from gateway.sandbox import settings as sandbox_settings
@@ -44,6 +45,7 @@ class Daemon:
         self._peer_proc: subprocess.Popen | None = None
         self.signing: SigningWorkers | None = None
         self.queue_intake = None   # AmqpIntake, when [amqp_intake] is configured
+        self.lifecycle: lifecycle.Lifecycle | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -70,6 +72,7 @@ class Daemon:
         recovered = intake.run_once(self.rt, recover=True)
         if recovered:
             log.info("recovered files claimed before a restart", files=recovered)
+        self.lifecycle = lifecycle.start(self.rt)  # scheduled jobs: deadlines, housekeeping, subscriptions
 
     def shutdown(self) -> None:
         self.stop.set()
@@ -85,12 +88,15 @@ class Daemon:
                 self._peer_proc.kill()
         if self.queue_intake is not None:
             self.queue_intake.close()
+        if self.lifecycle:
+            self.lifecycle.stop()
         self.rt.close()
 
     def install_signal_handlers(self) -> None:
         def handler(signum, _frame):
             log.info("stopping", signal=signal.Signals(signum).name)
             self.stop.set()
+            graceful.arm(self.rt.config.lifecycle.shutdown_timeout)  # past it: exit, in-flight work parked
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)

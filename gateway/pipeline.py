@@ -15,6 +15,7 @@ from lxml import etree
 
 from card.signer import CardAbsent, CardMismatch, PinError, SignerError
 from gateway import alarms, envelope, faults, fsutil, metrics, signing, xmlsafe
+from gateway.lifecycle import retries, subscriptions
 from gateway.log import get_logger
 from gateway.receipts import correlate as correlation
 from gateway.receipts import parse as receipt_parse
@@ -106,10 +107,11 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
     CopMsgId; the peer drops the true duplicates."""
     sent = []
     with rt.sessions() as s:
-        batch = repo.in_state(s, states.SIGNED, limit)
+        now = utcnow()  # retries wait out their backoff (lifecycle.retries)
+        batch = repo.in_state(s, states.SIGNED, limit, due=now)
         unsigned = rt.unsigned_transports
         if unsigned:  # the desktop client signs these: they go as prepared, bare business XML
-            batch += repo.in_state(s, states.PREPARED, limit, transports=unsigned)
+            batch += repo.in_state(s, states.PREPARED, limit, transports=unsigned, due=now)
         s.commit()  # no transaction held while files travel
         for msg in batch:
             transport = rt.transports[msg.transport]
@@ -122,6 +124,7 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
             except TransportError as exc:
                 if links.failed(transport.name, "transmit", exc):  # once per outage, not once per poll
                     repo.note(s, msg, "transmit-error", f"{transport.name}: {exc}")
+                retries.failed(rt, s, msg, transport.name, exc)  # backoff, or `failed` past the limit
                 if exc.retryable:
                     break
                 continue
@@ -131,6 +134,7 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
         for transport in {id(t): t for _, t, _ in sent}.values():
             transport.flush()
         for msg, transport, item in sent:
+            retries.sent(msg)
             repo.transition(s, msg, states.SENT, f"sent via {transport.name} as {item.name}")
         s.commit()
     return len(sent)
@@ -271,6 +275,7 @@ def route_batch(rt: Runtime, limit: int = 500) -> int:
             rec.routed_at = utcnow()
             if msg is not None:
                 repo.note(s, msg, "routed", f"{rec.kind} receipt {rec.id} -> {path}")
+                subscriptions.deliver(rt, s, rec, msg)  # 状态推送: copies to subscribed folders/queues
         s.commit()
     return len(routed)
 

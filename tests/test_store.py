@@ -33,7 +33,7 @@ def engine(request, tmp_path):
 
 def test_migration_creates_schema_and_events_refuse_change(engine):
     db.upgrade(engine)
-    assert db.current_revision(engine) == "0001"
+    assert db.current_revision(engine) == "0002"
     db.upgrade(engine)  # idempotent
     names = set(sa.inspect(engine).get_table_names())
     assert {"messages", "events", "receipts", "intake_files", "message_keys"} <= names
@@ -46,3 +46,29 @@ def test_migration_creates_schema_and_events_refuse_change(engine):
                 c.execute(sa.text(stmt))
     with engine.connect() as c:
         assert c.execute(sa.text("SELECT detail FROM events")).scalar_one() == "x"
+
+
+def test_migration_0002_adds_lifecycle_columns_to_a_store_with_messages(engine):
+    db.upgrade(engine, "0001")
+    with engine.begin() as c:
+        c.execute(sa.text(
+            "INSERT INTO messages (doc_type, enterprise, business_key, cop_msg_id, state, source_ref, "
+            "content_sha256, signer, transport, attempts, last_receipt, created_at, updated_at) VALUES "
+            "('declaration', 'E', 'K1', 'c1', 'sent', '', 'x', 'op', 'ex', 1, '', "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        c.execute(sa.text("INSERT INTO events (at, kind, from_state, to_state, detail) "
+                          "VALUES (CURRENT_TIMESTAMP, 'state', 'a', 'b', 'kept')"))
+    db.upgrade(engine)
+    assert db.current_revision(engine) == "0002"
+    insp = sa.inspect(engine)
+    cols = {c["name"] for c in insp.get_columns("messages")}
+    assert {"next_attempt_at", "transmit_failures", "sent_at", "overdue", "resends", "pruned_at"} <= cols
+    assert {"subscriptions", "apscheduler_jobs"} <= set(insp.get_table_names())
+    with engine.connect() as c:
+        row = c.execute(sa.text("SELECT sent_at, updated_at, overdue, transmit_failures, resends "
+                                "FROM messages")).one()
+    assert row.sent_at is not None and row.overdue == "" and row.transmit_failures == 0 and row.resends == 0
+    # the audit trail survives, and still refuses change
+    with pytest.raises(DBAPIError, match="append-only"):
+        with engine.begin() as c:
+            c.execute(sa.text("DELETE FROM events"))

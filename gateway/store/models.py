@@ -62,6 +62,14 @@ class Message(Base):
     transport: Mapped[str] = mapped_column(String(60), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_receipt: Mapped[str] = mapped_column(String(300), default="")
+    # lifecycle (revision 0002): retries, deadlines, resends, housekeeping
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    transmit_failures: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    overdue: Mapped[str] = mapped_column(String(40), default="")        # which deadline was missed
+    overdue_since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resends: Mapped[int] = mapped_column(Integer, default=0)
+    pruned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -71,6 +79,7 @@ class Message(Base):
     events: WriteOnlyMapped[Event] = relationship(passive_deletes=True)
     __table_args__ = (
         Index("ix_messages_state", "state"),
+        Index("ix_messages_overdue", "overdue"),
         Index("ix_messages_key", "doc_type", "enterprise", "business_key"),
     )
 
@@ -120,4 +129,33 @@ class Receipt(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     routed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    pruned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     __table_args__ = (Index("ix_receipts_routed", "routed_at"),)
+
+
+class Subscription(Base):
+    """状态推送: matching receipts also go to an extra folder or queue. Empty match fields match all."""
+
+    __tablename__ = "subscriptions"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    business_key: Mapped[str] = mapped_column(String(100), default="")
+    enterprise: Mapped[str] = mapped_column(String(40), default="")
+    operator: Mapped[str] = mapped_column(String(60), default="")
+    kinds: Mapped[str] = mapped_column(String(300), default="")          # comma-separated; empty: all
+    folder: Mapped[str] = mapped_column(String(500), default="")
+    queue: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SubscriptionPending(Base):
+    """A subscription copy that waits for its queue (the broker was away); retried with backoff."""
+
+    __tablename__ = "subscription_pending"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ID)
+    receipt_id: Mapped[int] = mapped_column(ForeignKey("receipts.id"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (UniqueConstraint("subscription_id", "receipt_id"),)

@@ -39,12 +39,15 @@ def by_keys(session: Session, doc_type: str, keys: list[str]) -> dict[tuple[str,
 
 def in_state(session: Session, state: str, limit: int, doc_type: str | None = None,
              signer: str | None = None, transports: list[str] | None = None,
-             not_transports: list[str] | None = None) -> list[Message]:
+             not_transports: list[str] | None = None, due=None) -> list[Message]:
+    """Messages in `state`; with `due` (a time), only those whose next attempt is due by then."""
     q = select(Message).where(Message.state == state).order_by(Message.id).limit(limit)
     if transports is not None:
         q = q.where(Message.transport.in_(transports))
     if not_transports:
         q = q.where(Message.transport.not_in(not_transports))
+    if due is not None:
+        q = q.where(or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= due))
     if doc_type:
         q = q.where(Message.doc_type == doc_type)
     if signer:
@@ -82,8 +85,10 @@ def unrouted_receipts(session: Session, limit: int) -> list[Receipt]:
 
 
 def listing(session: Session, doc_type: str | None = None, state: str | None = None,
-            key: str | None = None, limit: int = 1000) -> list[Message]:
+            key: str | None = None, limit: int = 1000, overdue: bool = False) -> list[Message]:
     q = select(Message).order_by(Message.id).options(selectinload(Message.keys))
+    if overdue:
+        q = q.where(Message.overdue != "")
     if doc_type:
         q = q.where(Message.doc_type == doc_type)
     if state:

@@ -21,8 +21,11 @@ class FolderTransport(Transport):
         self.on_ack = on_ack
         self.max_bytes = max_bytes
         self.fsync = fsync
-        self.outgoing.mkdir(parents=True, exist_ok=True)
-        self.incoming.mkdir(parents=True, exist_ok=True)
+        for d in (self.outgoing, self.incoming):
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError:  # reported where it matters: send/receive errors, `swgw doctor`
+                pass
 
     def send(self, item: Outgoing) -> None:
         try:

@@ -1,0 +1,74 @@
+"""`swgw subscribe`, `swgw subscriptions`, `swgw unsubscribe` (状态推送 rules).
+
+`register(cli, config_option, runtime, Exit)` adds them to the swgw group (cli.py passes
+its own helpers, so this module never imports cli.py)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+KNOWN_KINDS = ("dxp-rep", "import-response", "dec-result")
+
+
+def register(group, config_option, runtime, Exit) -> None:
+    @click.command()
+    @config_option
+    @click.option("--key", "business_key", default="", help="a business document number (ClientSeqNo, SeqNo, entry id …)")
+    @click.option("--enterprise", default="", help="an enterprise code (USCC, customs code …)")
+    @click.option("--operator", default="", help="an operator name or card (media) number")
+    @click.option("--kinds", default="", help=f"comma-separated receipt kinds (default: all), e.g. {','.join(KNOWN_KINDS)}")
+    @click.option("--folder", default="", type=click.Path(file_okay=False), help="copy matching receipts into this folder")
+    @click.option("--queue", default="", help="publish matching receipts to this RabbitMQ queue ([lifecycle.amqp])")
+    def subscribe(config_path, business_key, enterprise, operator, kinds, folder, queue):
+        """Send copies of matching receipts to an extra folder or queue (the running daemon picks it up)."""
+        from gateway.lifecycle import subscriptions
+
+        rt = runtime(config_path)
+        kind_list = [k.strip() for k in kinds.split(",") if k.strip()]
+        try:
+            sub = subscriptions.add(rt, business_key=business_key, enterprise=enterprise, operator=operator,
+                                    kinds=kind_list, folder=folder, queue=queue)
+        except ValueError as exc:
+            raise Exit(2, str(exc)) from None
+        unknown = [k for k in kind_list if k not in KNOWN_KINDS]
+        click.echo(f"subscription {sub.id}: {subscriptions.Rule.of(sub).describe()}")
+        if unknown:
+            click.echo(f"note: receipt kind(s) {', '.join(unknown)} are not among {', '.join(KNOWN_KINDS)}", err=True)
+
+
+    @click.command("subscriptions")
+    @config_option
+    @click.option("--json", "as_json", is_flag=True)
+    def subscriptions_cmd(config_path, as_json):
+        """List the subscription rules."""
+        from gateway.lifecycle import subscriptions
+
+        rules = subscriptions.listing(runtime(config_path))
+        if as_json:
+            click.echo(json.dumps([{"id": r.id, "key": r.business_key or None, "enterprise": r.enterprise or None,
+                                    "operator": r.operator or None, "kinds": sorted(r.kinds),
+                                    "folder": r.folder or None, "queue": r.queue or None} for r in rules],
+                                  ensure_ascii=False, indent=2))
+            return
+        if not rules:
+            click.echo("no subscriptions")
+            return
+        for r in rules:
+            click.echo(f"{r.id:>4}  {r.describe()}")
+
+
+    @click.command()
+    @config_option
+    @click.argument("sub_id", type=int)
+    def unsubscribe(config_path, sub_id):
+        """Remove subscription SUB_ID (the running daemon stops delivering to it)."""
+        from gateway.lifecycle import subscriptions
+
+        sub = subscriptions.remove(runtime(config_path), sub_id)
+        if sub is None:
+            raise Exit(1, f"no subscription {sub_id}; `swgw subscriptions` lists them")
+        click.echo(f"subscription {sub_id} removed")
+
+    for command in (subscribe, subscriptions_cmd, unsubscribe):
+        group.add_command(command)

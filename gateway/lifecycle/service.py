@@ -1,0 +1,38 @@
+"""What the daemon starts and stops: the scheduler with the lifecycle jobs."""
+from __future__ import annotations
+
+import time
+
+from gateway.lifecycle import queues, shutdown, subscriptions
+from gateway.lifecycle.scheduler import Scheduler
+from gateway.log import get_logger
+
+log = get_logger("lifecycle")
+
+
+class Lifecycle:
+    def __init__(self, rt):
+        self.rt = rt
+        self.scheduler: Scheduler | None = None
+        self.started = time.monotonic()
+
+    def start(self) -> "Lifecycle":
+        subscriptions.rules_of(self.rt).reload(self.rt)
+        if self.rt.config.lifecycle.enabled:
+            self.scheduler = Scheduler(self.rt)
+            self.scheduler.start()
+        return self
+
+    def stop(self, deadline: float | None = None) -> None:
+        """Stop the jobs, waiting at most until `deadline` (monotonic) or the shutdown timeout."""
+        timeout = self.rt.config.lifecycle.shutdown_timeout
+        if deadline is not None:
+            timeout = max(deadline - time.monotonic(), 0.1)
+        if self.scheduler:
+            self.scheduler.stop(timeout)
+        queues.close(self.rt)
+        shutdown.disarm()
+
+
+def start(rt) -> Lifecycle:
+    return Lifecycle(rt).start()
