@@ -304,3 +304,10 @@ def use_transport(ws: "Workspace", gateway_toml: str, sandbox_toml: str) -> None
     start = sb.index("[transport]")
     end = sb.index("[declaration]")
     ws.sandbox_config.write_text(sb[:start] + sandbox_toml.strip() + "\n" + sb[end:])
+
+
+def drain(ws: "Workspace", timeout=60, env=None) -> subprocess.CompletedProcess:
+    """`swgw run --drain` on a workspace; fails the test unless everything settled."""
+    proc = ws.swgw("run", "--drain", "--timeout", str(timeout), "--settle", "1.5", env=env, timeout=timeout + 30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc

@@ -6,15 +6,13 @@ import collections
 import json
 import re
 import signal
-import sqlite3
 import time
-import uuid
 
 import pytest
 import sqlalchemy as sa
 from lxml import etree
 
-from support import DXP_XSD, SAMPLE_CSV, Workspace, csv_rows, postgres_database, wait_for
+from support import DXP_XSD, SAMPLE_CSV, Workspace, csv_rows, drain, postgres_database, wait_for
 
 DXP = "{http://www.chinaport.gov.cn/dxp}"
 PER_DECLARATION = {"dxp-rep": 1, "import-response": 1, "dec-result": 4}
@@ -33,11 +31,6 @@ def receipts_by_key(ws: Workspace) -> dict[str, collections.Counter]:
         out[key][kind] += 1
     return out
 
-
-def drain(ws: Workspace, timeout=60, env=None):
-    proc = ws.swgw("run", "--drain", "--timeout", str(timeout), "--settle", "1.5", env=env, timeout=timeout + 30)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

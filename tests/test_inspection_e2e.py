@@ -10,7 +10,7 @@ import json
 import pytest
 from lxml import etree
 
-from support import ROOT, Workspace, csv_rows
+from support import ROOT, Workspace, csv_rows, drain
 
 DXP = "{http://www.chinaport.gov.cn/dxp}"
 INS = "{urn:swgw:inspection}"
@@ -23,11 +23,6 @@ def ws(tmp_path, pki):
     yield w
     w.stop_all()
 
-
-def drain(ws, timeout=60):
-    proc = ws.swgw("run", "--drain", "--timeout", str(timeout), "--settle", "1.5", timeout=timeout + 30)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 def status(ws, *args) -> list[dict]:

@@ -9,7 +9,7 @@ import json
 import pytest
 from lxml import etree
 
-from support import ROOT, SHARED, Workspace
+from support import ROOT, SHARED, Workspace, drain
 
 DXP = "{http://www.chinaport.gov.cn/dxp}"
 ORG = "{urn:swgw:origin}"
@@ -23,11 +23,6 @@ def ws(tmp_path, pki):
     yield w
     w.stop_all()
 
-
-def drain(ws, timeout=60):
-    proc = ws.swgw("run", "--drain", "--timeout", str(timeout), "--settle", "1.5", timeout=timeout + 30)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 def rows(ws, *args) -> dict:

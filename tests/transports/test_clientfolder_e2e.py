@@ -35,7 +35,7 @@ def test_declarations_through_the_desktop_client_folders(tmp_path, pki):
     for path in sent:
         root = etree.parse(str(path)).getroot()
         assert root.tag == f"{DEC}DecMessage", "the client gets the bare business XML, not a DxpMsg"
-        assert root.find(f".//{{http://www.w3.org/2000/09/xmldsig#}}Signature") is None
+        assert root.find(".//{http://www.w3.org/2000/09/xmldsig#}Signature") is None
     processed = sorted(p.name for p in (box / "InBox" / ".processed").iterdir())
     assert sum(n.startswith("Successed_") for n in processed) == 5
     assert not [p for p in (box / "InBox").iterdir() if p.is_file()], "every receipt stored, then moved"
