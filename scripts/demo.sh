@@ -10,6 +10,10 @@ for f in samples/*.*; do
   cp "$f" "inbox/$type/"
 done
 config=config/gateway.toml
+# pcscd is on this machine (make test installs it) but this venv lacks the card extra: add it
+if [ -x /usr/sbin/pcscd ] && ! .venv/bin/python -c "import smartcard.scard, gmssl" 2>/dev/null; then
+  .venv/bin/python -m pip install -q -e ".[card]" || echo "could not install the card extra (pyscard, gmssl)"
+fi
 if .venv/bin/python -c "from card import testbed; testbed.check_installed()" 2>/dev/null; then
   mkdir -p var/card
   [ -s var/card/pin ] || (umask 077; echo 123456 > var/card/pin)
