@@ -158,9 +158,12 @@ def status(config_path, doc_type, state, key, overdue, as_json):
     if not rows:
         click.echo("no overdue messages" if overdue else "no messages")
         return
-    click.echo(f"{'ID':>5}  {'TYPE':<12} {'KEY':<20} {'STATE':<17} {'UPDATED':<19}  LAST RECEIPT")
+    tw = max([12] + [len(r["type"]) for r in rows])
+    kw = max([20] + [len(r["key"]) for r in rows])
+    sw = max([17] + [len(r["state"]) for r in rows])
+    click.echo(f"{'ID':>5}  {'TYPE':<{tw}} {'KEY':<{kw}} {'STATE':<{sw}} {'UPDATED':<19}  LAST RECEIPT")
     for r in rows:
-        click.echo(f"{r['id']:>5}  {r['type']:<12} {r['key']:<20} {r['state']:<17} {r['updated'][:19]:<19}  "
+        click.echo(f"{r['id']:>5}  {r['type']:<{tw}} {r['key']:<{kw}} {r['state']:<{sw}} {r['updated'][:19]:<19}  "
                    f"{r['last_receipt']}{report.flag(r)}")
 
 

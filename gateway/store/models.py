@@ -73,7 +73,8 @@ class Message(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    keys: Mapped[list[MessageKey]] = relationship(back_populates="message", cascade="all, delete-orphan")
+    keys: Mapped[list[MessageKey]] = relationship(back_populates="message", cascade="all, delete-orphan",
+                                                  order_by="MessageKey.id")  # in the order they came
     intake_file: Mapped[IntakeFile | None] = relationship()
     # write-only: appending an event never loads a message's whole history
     events: WriteOnlyMapped[Event] = relationship(passive_deletes=True)

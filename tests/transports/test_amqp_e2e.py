@@ -249,3 +249,29 @@ def test_doctor_checks_the_broker_queues_and_the_receipt_exchange(amqp_url, amqp
     assert f"ok   amqp intake: amqp queue {intake_q}: 1 messages, 0 consumers" in after.stdout
     assert f"ok   receipt exchange: amqp exchange {exchange}" in after.stdout
     assert f"ok   transport exchange: amqp queue {to_sw}" in after.stdout
+
+
+def test_xml_records_from_a_queue_go_through_the_family_mapping(amqp_url, amqp_names, tmp_path, pki):
+    """A record is the same shape a drop file would be: the non-M&E licence sample (XML, its
+    own mapping) published to the licence's intake queue is applied for and written off; a
+    malformed XML record goes to the dead-letter queue with the XML parser's reason."""
+    intake_q, dlq = amqp_names("erp-auto-import-license"), amqp_names("erp-dlq")
+    ws = Workspace(tmp_path, pki, families=["auto-import-license"])
+    ws.config.write_text(ws.config.read_text() + f'\n[amqp_intake]\nurl = "{amqp_url}"\n'
+                         f'queues = {{ auto-import-license = "{intake_q}" }}\ndead_letter_queue = "{dlq}"\n')
+    erp = Erp(amqp_url, intake_q)
+    deadline = time.monotonic() + 60
+    erp.publish((ROOT / "samples" / "auto-import-license.xml").read_bytes(), "ai-1", deadline)
+    erp.publish(b"<Applications><Application>", "broken", deadline)
+    erp.close()
+    try:
+        ws.start_sandbox()
+        ws.start_daemon()
+        wait_for(lambda: [(r["key"], r["state"]) for r in ws.status()] == [("AI2026000201", "written-off")], 60,
+                 what="the licence from the queue written off")
+    finally:
+        ws.stop_all()
+    [(props, _)] = drain_queue(amqp_url, dlq)
+    assert props.message_id == "broken" and props.headers["x-swgw-doc-type"] == "auto-import-license"
+    assert props.headers["x-swgw-reason"].startswith("broken: not well-formed XML"), props.headers
+    assert "from ai-1 rows 1" in ws.swgw("trace", "AI2026000201", check=True).stdout, "the record it came from"
