@@ -12,6 +12,7 @@ import base64
 from card import crypto
 from card.signer import CardInfo, Signer
 from gateway.signing import c14n
+from gateway.documents import checks
 from gateway.documents.base import PROFILE, Context, DocumentFamily, ReceiptOutcome
 from gateway.mapping.engine import Mapped, Value
 from gateway.mapping.errors import FieldError
@@ -40,7 +41,6 @@ CHANNELS = {
 }
 RANK = {states.SENT: 3, states.ACKNOWLEDGED: 4, "imported": 5}
 RANK.update({state: rank for state, rank, _ in CHANNELS.values()})
-TOLERANCE = Decimal("0.01")
 
 
 class Declaration(DocumentFamily):
@@ -82,13 +82,10 @@ class Declaration(DocumentFamily):
                                                 f"goods lines must be numbered 1, 2, 3 … in order; expected {i}",
                                                 gno.text))
                 seen.setdefault(gno.text, gno.origin.row)
-            price, qty, total = item.get("DeclPrice"), item.get("GQty"), item.get("DeclTotal")
-            if price and qty and total:
-                expected = Decimal(price.text) * Decimal(qty.text)
-                if abs(expected - Decimal(total.text)) > max(TOLERANCE, Decimal(total.text) * Decimal("0.0001")):
-                    errors.append(FieldError.at(total.origin, "DecList/DeclTotal", "price*qty",
-                                                f"total {total.text} is not unit price {price.text} × quantity "
-                                                f"{qty.text} = {expected.normalize():f}", total.text))
+            wrong = checks.price_times_qty("DecList/DeclTotal", item.get("DeclPrice"), item.get("GQty"),
+                                           item.get("DeclTotal"))
+            if wrong:
+                errors.append(wrong)
             first_qty, first_unit = item.get("FirstQty"), item.get("FirstUnit")
             if bool(first_qty) != bool(first_unit):
                 present = first_qty or first_unit

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from gateway.documents import checks
 from gateway.documents.base import PROFILE, Context, DocumentFamily, ReceiptOutcome, platform_outcome
 from gateway.mapping.engine import Mapped, Value
 from gateway.mapping.errors import FieldError
 
-TOLERANCE = Decimal("0.01")
+
 # approval status -> (state, rank); rank keeps a late, older receipt from moving a licence backwards
 APPROVAL = {
     "待初审": ("pending-review", 5),
@@ -59,12 +60,12 @@ class Licence(DocumentFamily):
             line.setdefault("LineNo", Value(str(i), PROFILE))
             price, qty = line.get("UnitPrice"), line.get("Qty")
             if "Total" not in line and price and qty:  # 总价 = 单价 × 数量, derived where the ERP leaves it out
-                line["Total"] = Value(_fmt((Decimal(price.text) * Decimal(qty.text)).quantize(Decimal("0.0001"))),
+                line["Total"] = Value(checks.amount((Decimal(price.text) * Decimal(qty.text)).quantize(Decimal("0.0001"))),
                                       qty.origin)
         if lines and "TotalQty" not in head and all("Qty" in ln for ln in lines):
-            head["TotalQty"] = Value(_fmt(sum(Decimal(ln["Qty"].text) for ln in lines)), lines[0]["Qty"].origin)
+            head["TotalQty"] = Value(checks.amount(sum(Decimal(ln["Qty"].text) for ln in lines)), lines[0]["Qty"].origin)
         if lines and "TotalAmount" not in head and all("Total" in ln for ln in lines):
-            head["TotalAmount"] = Value(_fmt(sum(Decimal(ln["Total"].text) for ln in lines)),
+            head["TotalAmount"] = Value(checks.amount(sum(Decimal(ln["Total"].text) for ln in lines)),
                                         lines[0]["Total"].origin)
         sign = mapped.sections.setdefault("LicenseSign", [{}])[0]
         if ctx.enterprise.mofcom_code:
@@ -84,20 +85,16 @@ class Licence(DocumentFamily):
             if no and no.origin.row is not None and int(no.text) != i:
                 errors.append(FieldError.at(no.origin, "LicenseLine/LineNo", "sequence",
                                             f"lines must be numbered 1, 2, 3 … in order; expected {i}", no.text))
-            price, qty, total = line.get("UnitPrice"), line.get("Qty"), line.get("Total")
-            if price and qty and total:
-                expected = Decimal(price.text) * Decimal(qty.text)
-                if abs(expected - Decimal(total.text)) > max(TOLERANCE, Decimal(total.text) * Decimal("0.0001")):
-                    errors.append(FieldError.at(total.origin, "LicenseLine/Total", "price*qty",
-                                                f"total {total.text} is not unit price {price.text} × quantity "
-                                                f"{qty.text} = {_fmt(expected)}", total.text))
+            wrong = checks.price_times_qty("LicenseLine/Total", line.get("UnitPrice"), line.get("Qty"), line.get("Total"))
+            if wrong:
+                errors.append(wrong)
         for field, part in (("TotalQty", "Qty"), ("TotalAmount", "Total")):
             given = head.get(field)
             if given and lines and all(part in ln for ln in lines):
                 expected = sum(Decimal(ln[part].text) for ln in lines)
-                if abs(expected - Decimal(given.text)) > TOLERANCE:
+                if abs(expected - Decimal(given.text)) > checks.TOLERANCE:
                     errors.append(FieldError.at(given.origin, f"LicenseHead/{field}", "sum",
-                                                f"{given.text} is not the sum of the lines' {part} ({_fmt(expected)})",
+                                                f"{given.text} is not the sum of the lines' {part} ({checks.amount(expected)})",
                                                 given.text))
         holder, sign = head.get(self.holder), mapped.first("LicenseSign").get("MofcomCode")
         if holder and sign and holder.text != sign.text:
@@ -148,7 +145,7 @@ class Licence(DocumentFamily):
                 summary += (f": entry {fields.get('EntryId', '?')} wrote off {fields.get('WriteOffQty', '?')}, "
                             f"{fields.get('UsedQty', '?')} used")
                 if remaining is not None:  # in the summary (last receipt, trace): keys are for finding
-                    summary += f", 报关余量 {_fmt(remaining)}"
+                    summary += f", 报关余量 {checks.amount(remaining)}"
                 if remaining is None or remaining <= 0:
                     state = "written-off"
             elif fields.get("Note"):
@@ -210,7 +207,3 @@ def _decimal(text) -> Decimal | None:
         return Decimal(text) if text not in (None, "") else None
     except InvalidOperation:
         return None
-
-
-def _fmt(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value == value.to_integral() else format(value.normalize(), "f")
