@@ -233,9 +233,8 @@ def resend(config_path, ref, new_submission, all_failed, doc_type):
 @config_option
 def doctor(config_path):
     """Check config, folders, store, transports and signers."""
-    from gateway.store import db
-
     from gateway.runtime import open_amqp_intake
+    from gateway.store import db
 
     rt = _runtime(config_path, upgrade=False)
     ok = True

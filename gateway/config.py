@@ -259,14 +259,10 @@ def _resolve_store_url(cfg: Config, base: Path) -> None:
         cfg.store.url = prefix + os.path.normpath(base / url[len(prefix):])
 
 
-def _read(path: Path) -> dict:
-    """Read a config file, following `extends = "other.toml"` (in the same folder)."""
-    return layering.read(path, ConfigError, "config file", same_folder=True)
-
 def load(path: str | os.PathLike) -> Config:
     """Load a config; `extends = "gateway.toml"` layers this file over another in its folder."""
     path = Path(path)
-    raw = _read(path)
+    raw = layering.read(path, ConfigError, "config file", same_folder=True)
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:

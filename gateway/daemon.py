@@ -23,9 +23,9 @@ from gateway.sandbox.peer import Peer, open_peer
 from gateway.signwork import SigningWorkers
 from gateway.sources import folder
 from gateway.store import states
+from gateway.store.models import Message, Receipt
 from gateway.transports import links
 from gateway.transports.base import TransportError
-from gateway.store.models import Message, Receipt
 
 log = get_logger("daemon")
 

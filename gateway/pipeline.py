@@ -122,9 +122,8 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
             try:
                 transport.send(item)
             except TransportError as exc:
-                if links.failed(transport.name, "transmit", exc):  # once per outage, not once per poll
-                    repo.note(s, msg, "transmit-error", f"{transport.name}: {exc}")
-                retries.failed(rt, s, msg, transport.name, exc)  # backoff, or `failed` past the limit
+                links.failed(transport.name, "transmit", exc)  # logged once per outage, not once per poll
+                retries.failed(rt, s, msg, transport.name, exc)  # an event per attempt: backoff, or `failed`
                 if exc.retryable:
                     break
                 continue

@@ -73,9 +73,10 @@ class Runtime:
                 fam = family(key)
             except KeyError as exc:
                 raise ConfigError(f"{cfg.source}: [documents.{key}] {exc.args[0]}") from None
-            record_mapping = _mapping(dc.record_mapping, fam, key) if dc.record_mapping else None
             mapping = _mapping(dc.mapping, fam, key)
-            doc_types[key] = DocType(key, fam, mapping, record_mapping or mapping, FolderSource(dc.inbox, dc.stable_seconds, dc.done_marker),
+            record_mapping = _mapping(dc.record_mapping, fam, key) if dc.record_mapping else mapping
+            doc_types[key] = DocType(key, fam, mapping, record_mapping,
+                                     FolderSource(dc.inbox, dc.stable_seconds, dc.done_marker),
                                      dc.transport, dc.outbox, dc.receiver_id, dc.msg_type or fam.msg_type,
                                      dc.encoding, dc.max_file_bytes)
         return cls(cfg, engine, db.sessions(engine), doc_types, transports,

@@ -29,6 +29,14 @@ class Context:
     operator: Operator
     media_no: str                 # the operator's card (介质号), from the signer config
 
+    def fill_sign(self, mapped: Mapped, section: str) -> dict[str, Value]:
+        """The document's signing section, with the operator's name and card (介质号) filled in
+        from the profile; returns it for the family's own fields."""
+        sign = mapped.sections.setdefault(section, [{}])[0]
+        sign["OperName"] = Value(self.operator.name, PROFILE)
+        sign["ICCode"] = Value(self.media_no, PROFILE)
+        return sign
+
 
 @dataclass
 class Built:

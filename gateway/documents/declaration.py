@@ -55,10 +55,8 @@ class Declaration(DocumentFamily):
                       "duties-payable", "guarantee", "suspended", "inspection", "released")
 
     def enrich(self, mapped: Mapped, ctx: Context) -> None:
-        sign = mapped.sections.setdefault("DecSign", [{}])[0]
+        sign = ctx.fill_sign(mapped, "DecSign")
         sign.setdefault("OperType", Value("G", PROFILE))
-        sign["ICCode"] = Value(ctx.media_no, PROFILE)
-        sign["OperName"] = Value(ctx.operator.name, PROFILE)
         if ctx.enterprise.customs_code:
             sign["CopCode"] = Value(ctx.enterprise.customs_code, PROFILE)
 

@@ -30,11 +30,9 @@ class InspectionFeedback(DocumentFamily):
     def enrich(self, mapped: Mapped, ctx: Context) -> None:
         head = mapped.sections.setdefault("FeedbackHead", [{}])[0]
         head.setdefault("SenderName", Value(ctx.enterprise.name, PROFILE))
-        sign = mapped.sections.setdefault("FeedbackSign", [{}])[0]
+        sign = ctx.fill_sign(mapped, "FeedbackSign")
         if ctx.enterprise.customs_code:
             sign["CopCode"] = Value(ctx.enterprise.customs_code, PROFILE)
-        sign["OperName"] = Value(ctx.operator.name, PROFILE)
-        sign["ICCode"] = Value(ctx.media_no, PROFILE)
 
     def rules(self, mapped: Mapped) -> list[FieldError]:
         errors = []

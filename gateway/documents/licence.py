@@ -67,11 +67,9 @@ class Licence(DocumentFamily):
         if lines and "TotalAmount" not in head and all("Total" in ln for ln in lines):
             head["TotalAmount"] = Value(checks.amount(sum(Decimal(ln["Total"].text) for ln in lines)),
                                         lines[0]["Total"].origin)
-        sign = mapped.sections.setdefault("LicenseSign", [{}])[0]
+        sign = ctx.fill_sign(mapped, "LicenseSign")
         if ctx.enterprise.mofcom_code:
             sign["MofcomCode"] = Value(ctx.enterprise.mofcom_code, PROFILE)
-        sign["OperName"] = Value(ctx.operator.name, PROFILE)
-        sign["ICCode"] = Value(ctx.media_no, PROFILE)
 
     def rules(self, mapped: Mapped) -> list[FieldError]:
         errors = []

@@ -36,11 +36,6 @@ class _Ccpit(DocumentFamily):
     result_kind = ""
     number_key = ""                      # the key the authority's number is kept under
 
-    def _sign(self, mapped: Mapped, ctx: Context) -> None:
-        sign = mapped.sections.setdefault(self.sign_section, [{}])[0]
-        sign["OperName"] = Value(ctx.operator.name, PROFILE)
-        sign["ICCode"] = Value(ctx.media_no, PROFILE)
-
     def on_receipt(self, kind: str, fields: dict, current_state: str) -> ReceiptOutcome:
         if kind == "dxp-rep":
             return platform_outcome(fields, current_state, self._forward)
@@ -88,7 +83,7 @@ class OriginCertificate(_Ccpit):
             head["TransportRoute"] = Value(route, head["DeparturePort"].origin)
         for i, goods in enumerate(mapped.sections.get("CertGoods", []), start=1):
             goods.setdefault("GNo", Value(str(i), PROFILE))
-        self._sign(mapped, ctx)
+        ctx.fill_sign(mapped, self.sign_section)
 
     def rules(self, mapped: Mapped) -> list[FieldError]:
         errors = []
@@ -161,7 +156,7 @@ class OriginFiling(_Ccpit):
                                       areas.origin)
         for i, item in enumerate(mapped.sections.get("FilingMaterial", []), start=1):
             item.setdefault("Seq", Value(str(i), PROFILE))
-        self._sign(mapped, ctx)
+        ctx.fill_sign(mapped, self.sign_section)
 
     def rules(self, mapped: Mapped) -> list[FieldError]:
         errors = []

@@ -75,7 +75,8 @@ class Peer:
                 log.error("sandbox step failed", error=f"{type(exc).__name__}: {exc}")
                 stop.wait(1.0)
 
-    def _later(self, now: float, delay: float, name: str, data: bytes) -> None:
+    def later(self, now: float, delay: float, name: str, data: bytes) -> None:
+        """Send `data` as `name` `delay` seconds after `now` (the families schedule through this)."""
         heapq.heappush(self._queue, Scheduled(now + delay, next(self._seq), name, data))
 
     # -- one envelope -----------------------------------------------------------------
@@ -111,7 +112,7 @@ class Peer:
             return
         fsutil.atomic_write(target, data)
         self.stats["accepted"] += 1
-        self._later(now, self.settings.peer.ack_delay, f"DxpRep_{env.trans.cop_msg_id}.xml",
+        self.later(now, self.settings.peer.ack_delay, f"DxpRep_{env.trans.cop_msg_id}.xml",
                     receipts.dxp_rep(reply_to, "0", "success", env.trans))
         self._business(env, now)
 
@@ -155,13 +156,10 @@ class Peer:
         fsutil.atomic_write(fsutil.inside(bad, Path(name).name), data)
         log.info("envelope refused", name=name, code=code, info=info)
         trans = env.trans if env else None
-        self._later(now, self.settings.peer.ack_delay, f"DxpRep_{Path(name).stem}_{code}.xml",
+        self.later(now, self.settings.peer.ack_delay, f"DxpRep_{Path(name).stem}_{code}.xml",
                     receipts.dxp_rep(trans.sender_id if trans else "UNKNOWN", code, info, trans))
 
     # -- business receipts ------------------------------------------------------------
-    def later(self, now: float, delay: float, name: str, data: bytes) -> None:
-        self._later(now, delay, name, data)
-
     def serial(self) -> int:
         return next(self._counter)
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gateway import layering
 from gateway.config import ConfigError, FolderTransportConfig, TransportConfig, _resolve_paths
-from gateway.config import _read as read_layered
 
 
 class _Model(BaseModel):
@@ -93,11 +93,11 @@ class PeerSettings(_Model):
 
 
 class SandboxSettings(_Model):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)   # family keys have dashes
+
     source: Path = Path("sandbox.toml")
     peer: PeerSettings = Field(default_factory=PeerSettings)
     transport: TransportConfig
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
     declaration: DeclarationScenario = Field(default_factory=DeclarationScenario)
     export_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="export-license")
     me_import_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="me-import-license")
@@ -108,7 +108,8 @@ class SandboxSettings(_Model):
 
 def load(path: Path) -> SandboxSettings:
     path = Path(path)
-    raw = read_layered(path)   # `extends = "sandbox.toml"` layers it over another in its folder
+    # `extends = "sandbox.toml"` layers it over another in its folder
+    raw = layering.read(path, ConfigError, "sandbox config", same_folder=True)
     try:
         settings = SandboxSettings.model_validate(raw)
     except ValidationError as exc:

@@ -36,7 +36,7 @@ import time
 import pika
 
 from gateway.amqplink import AmqpLink, declare_queue
-from gateway.transports.base import Check, Incoming, Outgoing, Transport, TransportError
+from gateway.transports.base import Check, Incoming, Outgoing, Transport
 
 log = logging.getLogger(__name__)
 
