@@ -20,6 +20,7 @@ Not thread-safe (pika's BlockingConnection is not): one link per thread.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -227,6 +228,15 @@ class AmqpLink:
         _close_quietly(conn)
 
     close = drop
+
+
+def persistent(message_id: str, *, content_type: str, correlation_id: str = "", kind: str = "",
+               headers: dict | None = None) -> pika.BasicProperties:
+    """The properties every message swgw publishes carries: persistent, its id, the business key
+    as correlation id (when there is one), content type, kind as `type`, a timestamp, headers."""
+    return pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, message_id=message_id,
+                                correlation_id=correlation_id or None, content_type=content_type,
+                                type=kind or None, timestamp=int(time.time()), headers=headers or {})
 
 
 def declare_queue(ch, queue: str, dead_letter_exchange: str | None) -> None:

@@ -7,11 +7,9 @@ threads (alarms from the deadline sweep) both publish.
 from __future__ import annotations
 
 import threading
-import time
 
-import pika
 
-from gateway.amqplink import AmqpLink
+from gateway.amqplink import AmqpLink, persistent
 from gateway.transports.base import TransportError
 
 
@@ -25,9 +23,8 @@ class QueuePublisher:
     def publish(self, queue: str, body: bytes, *, message_id: str, content_type: str,
                 correlation_id: str = "", kind: str = "", headers: dict | None = None) -> None:
         """Publish one persistent message to `queue` (declared durable). Raises TransportError."""
-        props = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, message_id=message_id,
-                                     correlation_id=correlation_id or None, content_type=content_type,
-                                     type=kind or None, timestamp=int(time.time()), headers=headers or {})
+        props = persistent(message_id, correlation_id=correlation_id, content_type=content_type, kind=kind,
+                           headers=headers)
 
         def send(ch):
             if (self.link.epoch, queue) not in self._declared:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from gateway import alarms, fsutil
+from gateway import alarms
 from gateway.lifecycle import clock, retries
 from gateway.log import get_logger
 from gateway.receipts import route as routing
@@ -200,11 +200,9 @@ def retry_pending(rt, limit: int = 200) -> int:
 
 
 def _copy(rt, rule: Rule, receipt: Receipt, msg: Message) -> str:
+    if rule.folder:  # the same file name as in the outbox, written atomically
+        return str(routing.route_to_folder(Path(rule.folder), receipt, msg, receipt.raw, fsync=True))
     name = routing.file_name(receipt, msg)
-    if rule.folder:
-        path = Path(rule.folder) / name
-        fsutil.atomic_write(path, receipt.raw)
-        return str(path)
     from gateway.lifecycle import queues
 
     queues.publisher(rt).publish(rule.queue, receipt.raw, message_id=f"receipt-{receipt.id}",

@@ -15,11 +15,9 @@ is in the store and the outbox folder either way).
 from __future__ import annotations
 
 import logging
-import time
 
-import pika
 
-from gateway.amqplink import AmqpLink
+from gateway.amqplink import AmqpLink, persistent
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +60,8 @@ class ReceiptPublisher:
         key = routing_key(doc_type, receipt_kind, enterprise_code)
         h = dict(headers or {})
         h.update(doc_type=doc_type, receipt_kind=receipt_kind, enterprise=enterprise_code)
-        props = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, message_id=message_id,
-                                     correlation_id=business_key or None, content_type=content_type,
-                                     type=receipt_kind, timestamp=int(time.time()), headers=h)
+        props = persistent(message_id, correlation_id=business_key, content_type=content_type, kind=receipt_kind,
+                           headers=h)
         self.link.run(f"publish receipt {message_id} to exchange {self.exchange!r} key {key!r}",
                       lambda ch: ch.basic_publish(self.exchange, key, body, props,
                                                   mandatory=self.mandatory))

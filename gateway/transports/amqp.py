@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 
-import pika
 
-from gateway.amqplink import AmqpLink, declare_queue
+from gateway.amqplink import AmqpLink, declare_queue, persistent
 from gateway.transports.base import Check, Incoming, Outgoing, Transport
 
 log = logging.getLogger(__name__)
@@ -85,15 +83,8 @@ class AmqpTransport(Transport):
     def send(self, item: Outgoing) -> None:
         headers = {k: v for k, v in item.headers.items() if k != "content_type"}
         headers.update(cop_msg_id=item.cop_msg_id, doc_type=item.doc_type)
-        props = pika.BasicProperties(
-            delivery_mode=pika.DeliveryMode.Persistent,
-            message_id=item.name,
-            correlation_id=item.business_key or None,
-            content_type=item.headers.get("content_type", "application/xml"),
-            type=item.doc_type,
-            timestamp=int(time.time()),
-            headers=headers,
-        )
+        props = persistent(item.name, correlation_id=item.business_key, kind=item.doc_type, headers=headers,
+                           content_type=item.headers.get("content_type", "application/xml"))
         where = f"publish {item.name} to {self.outgoing_queue or f'exchange {self.exchange!r} key {self.routing_key!r}'}"
         self.link.run(where, lambda ch: ch.basic_publish(self.exchange, self.routing_key, item.data,
                                                          props, mandatory=True))
