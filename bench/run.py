@@ -1,7 +1,9 @@
 """make bench: swgw's throughput and latency against a same-run baseline.
 
-Prints a table; every rate is also given as a ratio to the baseline measured in the same run.
-Scenarios: baseline (tight loop), drop->sent and drop->final on the embedded default, latency at a
+Prints a table; every rate is also given as a ratio to the floor and to the baseline measured in the
+same run.
+Scenarios: the floor (only the library calls no implementation can avoid), baseline (tight loop:
+swgw's own map/build/sign code without store or transport), drop->sent and drop->final on the embedded default, latency at a
 steady offered rate, the receipt path, and (when the PC/SC stack is installed) card-bound mode.
 """
 from __future__ import annotations
@@ -18,14 +20,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import baseline  # noqa: E402
+import floor  # noqa: E402
 import harness  # noqa: E402
 import workload  # noqa: E402
 from gateway import metrics  # noqa: E402
 
 RESULTS: dict[str, dict] = {}
+FLOOR: list[float] = []   # the floor's rate, once measured
 
 
 def say(name: str, **values) -> None:
+    if FLOOR and "per_s" in values and "ratio_to_floor" not in values:
+        values["ratio_to_floor"] = values["per_s"] / FLOOR[0]
     RESULTS[name] = values
     parts = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
     print(f"{name:<34} {parts}", flush=True)
@@ -41,6 +47,14 @@ def stage_report(before: dict, after: dict) -> str:
         rows.append((stage, secs, items))
     return "; ".join(f"{s} {t:.2f}s" + (f" ({t / i * 1000:.2f} ms/item)" if i else "") for s, t, i in rows
                      if t > 0.005) + f"; total {total:.2f}s"
+
+
+def bench_floor(tmp: Path, keys, files) -> float:
+    n, secs = floor.run(files, keys, tmp / "floor-out")
+    rate = n / secs
+    say("floor (unavoidable calls)", declarations=n, per_s=rate, ratio_to_floor=1.0)
+    FLOOR.append(rate)
+    return rate
 
 
 def bench_baseline(tmp: Path, keys, files) -> float:
@@ -196,6 +210,7 @@ def main() -> int:
     lines = sum(t.count("\n") - 1 for _, t, _ in files)
     print(f"workload: {args.declarations} declarations, {lines} goods lines ({lines / args.declarations:.1f} per "
           f"declaration, 1–50), {len(files)} files; {os.cpu_count()} cores")
+    bench_floor(tmp, keys, files)
     base = bench_baseline(tmp, keys, files)
     if not only or "sent" in only:
         bench_drop_to_sent(tmp, keys, files, base)
