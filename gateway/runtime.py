@@ -47,6 +47,12 @@ class DocType:
     max_file_bytes: int
 
 
+def _subscription_rules():
+    from gateway.lifecycle.subscriptions import Rules
+
+    return Rules()
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -60,6 +66,7 @@ class Runtime:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     publisher: object = None          # ReceiptPublisher, when [receipt_exchange] is configured
     signing_halted: str = ""          # set by a PIN failure: no signing until an operator acts
+    subscription_rules: object = field(default_factory=_subscription_rules)  # subscriptions.Rules, as last loaded
 
     @classmethod
     def open(cls, cfg: Config, upgrade: bool = True) -> "Runtime":

@@ -56,7 +56,7 @@ def reload_subscriptions() -> None:
     from gateway.lifecycle import subscriptions
 
     def reload_and_retry(rt):
-        subscriptions.rules_of(rt).reload(rt)
+        rt.subscription_rules.reload(rt)
         subscriptions.retry_pending(rt)
 
     _run("subscriptions", reload_and_retry)

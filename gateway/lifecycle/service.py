@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from gateway.lifecycle import queues, shutdown, subscriptions
+from gateway.lifecycle import queues, shutdown
 from gateway.lifecycle.scheduler import Scheduler
 from gateway.log import get_logger
 
@@ -17,7 +17,7 @@ class Lifecycle:
         self.started = time.monotonic()
 
     def start(self) -> "Lifecycle":
-        subscriptions.rules_of(self.rt).reload(self.rt)
+        self.rt.subscription_rules.reload(self.rt)
         if self.rt.config.lifecycle.enabled:
             self.scheduler = Scheduler(self.rt)
             self.scheduler.start()

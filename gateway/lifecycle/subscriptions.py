@@ -79,10 +79,6 @@ class Rules:
         return rules if rules is not None else self.reload(rt)
 
 
-def rules_of(rt) -> Rules:
-    return rt.__dict__.setdefault("_subscription_rules", Rules())
-
-
 # -- matching ---------------------------------------------------------------------
 def _enterprise_codes(rt, code: str) -> set[str]:
     ent = rt.config.enterprise(code)
@@ -123,7 +119,7 @@ def deliver(rt, session, receipt: Receipt, msg: Message | None) -> int:
     """Copy one routed receipt to every matching subscription; returns how many got it."""
     if msg is None:
         return 0
-    rules = rules_of(rt).current(rt)
+    rules = rt.subscription_rules.current(rt)
     n = 0
     for rule in rules:
         if not matches(rt, rule, receipt, msg):
@@ -162,7 +158,7 @@ def _next(rt, attempts: int) -> dt.datetime:
 
 def retry_pending(rt, limit: int = 200) -> int:
     """The scheduler's job: try the waiting copies that are due again; returns how many went."""
-    rules = {r.id: r for r in rules_of(rt).current(rt)}
+    rules = {r.id: r for r in rt.subscription_rules.current(rt)}
     cfg = rt.config.lifecycle.retries
     done = 0
     with rt.sessions() as s:
@@ -244,4 +240,4 @@ def remove(rt, sub_id: int) -> Subscription | None:
 
 
 def listing(rt) -> list[Rule]:
-    return list(rules_of(rt).reload(rt))
+    return list(rt.subscription_rules.reload(rt))
