@@ -28,14 +28,25 @@ class Context:
     enterprise: Enterprise
     operator: Operator
     media_no: str                 # the operator's card (介质号), from the signer config
+    submit: str | None = None     # how the document type is submitted ([documents.<type>] submit)
 
     def fill_sign(self, mapped: Mapped, section: str) -> dict[str, Value]:
         """The document's signing section, with the operator's name and card (介质号) filled in
-        from the profile; returns it for the family's own fields."""
+        from the profile where the document has none; returns it for the family's own fields.
+        (A card the document names itself is checked by `card_errors`.)"""
         sign = mapped.sections.setdefault(section, [{}])[0]
-        sign["OperName"] = Value(self.operator.name, PROFILE)
-        sign["ICCode"] = Value(self.media_no, PROFILE)
+        sign.setdefault("OperName", Value(self.operator.name, PROFILE))
+        sign.setdefault("ICCode", Value(self.media_no, PROFILE))
         return sign
+
+    def card_errors(self, mapped: Mapped, section: str) -> list[FieldError]:
+        """A document that names its card (DecSign/ICCode) must name the card that signs it."""
+        card = (mapped.sections.get(section) or [{}])[0].get("ICCode")
+        if card is None or card.origin is PROFILE or card.text == self.media_no:
+            return []
+        return [FieldError.at(card.origin, f"{section}/ICCode", "profile",
+                              f"names card {card.text}, but operator {self.operator.name} of {self.enterprise.code} "
+                              f"signs with card {self.media_no}", card.text)]
 
 
 @dataclass
@@ -65,25 +76,48 @@ class DocumentFamily(abc.ABC):
     final_states: tuple[str, ...] = ()
     waiting_states: tuple[str, ...] = ()  # waiting for the authority, nothing owed by the gateway
     resubmittable_states: tuple[str, ...] = ()  # after these, an amended document may reuse the key
+    # the family's own XML document dropped as it is (gateway/mapping/native.py): where its key is,
+    # and where the declaring enterprise's code may be (the first one configured wins); None: no
+    native_key: tuple[str, str] | None = None
+    native_enterprise: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, xsd_dir: Path):
         self.schema = Schema(Path(xsd_dir) / self.xsd_name)
         self.order = self.schema.element_order(self.root_name)
+        self._plans: dict[str, list] = {}
+        self._repeatable: set[str] | None = None
+
+    @property
+    def repeatable(self) -> set[str]:
+        """Elements that may occur more than once (for reading a document as another builder wrote it)."""
+        if self._repeatable is None:
+            self._repeatable = self.schema.repeatable(self.root_name)
+        return self._repeatable
 
     def sections(self) -> dict[str, set[str]]:
         """Section name -> allowed field names, for checking mapping files."""
         return {name: set(kids) for name, kids in self.order.items() if name != self.root_name}
 
     # -- building -----------------------------------------------------------------
-    def enrich(self, mapped: Mapped, ctx: Context) -> None:
-        """Add profile values (sender codes, operator) to the mapped sections."""
+    submit_modes: dict[str, str] = {}   # [documents.<type>] submit -> how the document says so
+
+    def enrich(self, mapped: Mapped, ctx: Context) -> list[FieldError] | None:
+        """Add profile values (sender codes, operator) to the mapped sections; returns errors
+        the profile finds in the document (e.g. it names another card), if any."""
+
+    def describe(self, document: bytes | None) -> str:
+        """A short note on how a stored document is submitted (status, trace), or ""."""
+        return ""
 
     def rules(self, mapped: Mapped) -> list[FieldError]:
         """Business rules beyond the schema."""
         return []
 
+    root_attributes: dict[str, str] = {}  # attributes the root carries (DecMessage version)
+
     def build(self, mapped: Mapped) -> Built:
-        built = Built(root=etree.Element(self._q(self.root_name), nsmap={None: self.namespace}))
+        built = Built(root=etree.Element(self._q(self.root_name), self.root_attributes,
+                                         nsmap={None: self.namespace}))
         self._fill(built, built.root, self.root_name, mapped)
         return built
 
@@ -94,24 +128,51 @@ class DocumentFamily(abc.ABC):
         for child in self.order.get(parent_name, []):
             if child in mapped.sections:
                 for rec in mapped.sections[child]:
-                    self._record(built, etree.SubElement(parent, self._q(child)), child, rec)
+                    if rec:  # an empty record (no value in any of its columns) is no element
+                        self._record(built, etree.SubElement(parent, self._q(child)), child, rec)
             elif child in self.order and self._has_data(child, mapped):
                 wrapper = etree.SubElement(parent, self._q(child))
                 self._fill(built, wrapper, child, mapped)
 
     def _has_data(self, name: str, mapped: Mapped) -> bool:
         for kid in self.order.get(name, []):
-            if mapped.sections.get(kid) or (kid in self.order and self._has_data(kid, mapped)):
+            if any(mapped.sections.get(kid) or ()) or (kid in self.order and self._has_data(kid, mapped)):
                 return True
         return False
 
-    def _record(self, built: Built, elem, name: str, rec: dict[str, Value]) -> None:
-        built.origins[elem] = next(iter(rec.values())).origin if rec else Origin()
-        for fname in self.order.get(name, []):
-            if fname in rec:
-                sub = etree.SubElement(elem, self._q(fname))
-                sub.text = rec[fname].text
-                built.origins[sub] = rec[fname].origin
+    def _record(self, built: Built, elem, name: str, rec: dict) -> None:
+        """One record's element: its values in schema order; records nested in it (a list under
+        the nested element's name) become that element, inside its wrapper when it has one."""
+        origin = None
+        q = self._q
+        for fname, kids in self._plan(name):
+            value = rec.get(fname)
+            if value is None:
+                if kids is not None:  # a wrapper (DecGoodsLimits): its items nested in this record
+                    nested = [(k, rec[k]) for k in kids if isinstance(rec.get(k), list) and rec[k]]
+                    if nested:
+                        wrapper = etree.SubElement(elem, q(fname))
+                        for kname, recs in nested:
+                            for r in recs:
+                                self._record(built, etree.SubElement(wrapper, q(kname)), kname, r)
+                continue
+            if isinstance(value, list):
+                for r in value:
+                    self._record(built, etree.SubElement(elem, q(fname)), fname, r)
+                continue
+            sub = etree.SubElement(elem, q(fname))
+            sub.text = value.text
+            built.origins[sub] = value.origin
+            if origin is None:
+                origin = value.origin
+        built.origins[elem] = origin if origin is not None else Origin()
+
+    def _plan(self, name: str) -> list[tuple[str, list[str] | None]]:
+        """A record's child names in schema order, each with its own children if it is complex."""
+        plan = self._plans.get(name)
+        if plan is None:
+            plan = self._plans[name] = [(k, self.order.get(k)) for k in self.order.get(name, [])]
+        return plan
 
     def locate(self, built: Built, errors) -> list[FieldError]:
         """Turn schema errors into located field errors."""
