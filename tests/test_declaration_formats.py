@@ -223,3 +223,25 @@ def test_foreign_decmessage_is_sent_once_declared_and_a_bad_one_refused_while_th
         assert "SUBMIT" in table and "C declare" in table
     finally:
         ws.stop_all()
+
+
+def test_draft_is_saved_not_declared_and_a_submit_mode_must_exist(tmp_path, pki):
+    ws = Workspace(tmp_path, pki)
+    try:
+        base = ws.config.read_text()
+        ws.config.write_text(base.replace('[documents.declaration]\n', '[documents.declaration]\nsubmit = "sideways"\n'))
+        bad = ws.swgw("map", "--dry-run", str(SAMPLE_CSV), "--type", "declaration")
+        assert bad.returncode == 2 and "submit = 'sideways' is not one of declare, draft" in bad.stderr + bad.stdout
+        ws.config.write_text(base.replace('[documents.declaration]\n', '[documents.declaration]\nsubmit = "draft"\n'))
+        ws.start_sandbox()
+        ws.drop("declaration.csv", SAMPLE_CSV.read_bytes())
+        drain(ws)
+        for path in ws.received_envelopes():
+            doc = base64.b64decode(etree.parse(str(path)).getroot().findtext(f"{DXP}Data"))
+            assert b"<OperType>G</OperType>" in doc
+        rows = ws.status()
+        assert {r["state"] for r in rows} == {"imported"}, "a draft is saved (暂存), customs never sees it"
+        assert {r["submit"] for r in rows} == {"OperType G 报关单暂存 (draft)"}
+        assert not any(".dec-result." in n for n in ws.outbox_files())
+    finally:
+        ws.stop_all()

@@ -49,6 +49,14 @@ class Context:
                               f"signs with card {self.media_no}", card.text)]
 
 
+class _Positions(dict):
+    """child name -> rank in schema order; `wrappers`: nested item name -> its wrapper's name."""
+
+    def __init__(self):
+        super().__init__()
+        self.wrappers: dict[str, str] = {}
+
+
 @dataclass
 class Built:
     root: etree._Element
@@ -145,20 +153,21 @@ class DocumentFamily(abc.ABC):
         the nested element's name) become that element, inside its wrapper when it has one."""
         origin = None
         q = self._q
-        for fname, kids in self._plan(name):
-            value = rec.get(fname)
-            if value is None:
-                if kids is not None:  # a wrapper (DecGoodsLimits): its items nested in this record
-                    nested = [(k, rec[k]) for k in kids if isinstance(rec.get(k), list) and rec[k]]
-                    if nested:
-                        wrapper = etree.SubElement(elem, q(fname))
-                        for kname, recs in nested:
-                            for r in recs:
-                                self._record(built, etree.SubElement(wrapper, q(kname)), kname, r)
-                continue
+        pos = self._positions(name)
+        wrappers: dict[str, object] = {}
+        for fname in sorted(rec, key=pos.__getitem__):
+            value = rec[fname]
             if isinstance(value, list):
+                wrapper_name = pos.wrappers.get(fname)
+                parent = elem
+                if wrapper_name is not None:
+                    if not value:
+                        continue
+                    parent = wrappers.get(wrapper_name)
+                    if parent is None:
+                        parent = wrappers[wrapper_name] = etree.SubElement(elem, q(wrapper_name))
                 for r in value:
-                    self._record(built, etree.SubElement(elem, q(fname)), fname, r)
+                    self._record(built, etree.SubElement(parent, q(fname)), fname, r)
                 continue
             sub = etree.SubElement(elem, q(fname))
             sub.text = value.text
@@ -167,12 +176,20 @@ class DocumentFamily(abc.ABC):
                 origin = value.origin
         built.origins[elem] = origin if origin is not None else Origin()
 
-    def _plan(self, name: str) -> list[tuple[str, list[str] | None]]:
-        """A record's child names in schema order, each with its own children if it is complex."""
-        plan = self._plans.get(name)
-        if plan is None:
-            plan = self._plans[name] = [(k, self.order.get(k)) for k in self.order.get(name, [])]
-        return plan
+    def _positions(self, name: str) -> "_Positions":
+        """Where each child of a record goes in schema order: its own elements, and the items of
+        the wrappers it holds (DecGoodsLimit of DecGoodsLimits) at their wrapper's place."""
+        pos = self._plans.get(name)
+        if pos is None:
+            pos = self._plans[name] = _Positions()
+            for i, kid in enumerate(self.order.get(name, [])):
+                pos[kid] = 2 * i
+                grandkids = self.order.get(kid) or []
+                if grandkids and all(g in self.order for g in grandkids):  # a wrapper of records
+                    for g in grandkids:
+                        pos.setdefault(g, 2 * i + 1)
+                        pos.wrappers[g] = kid
+        return pos
 
     def locate(self, built: Built, errors) -> list[FieldError]:
         """Turn schema errors into located field errors."""

@@ -70,6 +70,11 @@ class FieldSpec:
     lookup: tuple[str, str] | None = None      # (reference table, column): the code's data replaces it
     optional: bool = False                     # the column may be absent from the file (then: empty)
 
+    @property
+    def empty_is_nothing(self) -> bool:
+        """An empty value yields no value and no error (not required, no default, no translation)."""
+        return not self.required and self.default is None and "" not in self.map
+
 
 @dataclass
 class SectionSpec:
@@ -220,10 +225,17 @@ class Mapping:
                 if not spec.within:
                     sections[spec.name] = []
                 continue
-            items, seen, mine = [], set(), {}
+            items, seen, mine, seen_raw = [], set(), {}, set()
+            dedupe_columns = [f.column for f in fields if f.name in spec.dedupe_by and f.column] \
+                if spec.dedupe_by and not spec.within else []
             for row in rows:
                 if spec.skip_if_empty and not self._raw(spec, spec.skip_if_empty, row):
                     continue
+                if dedupe_columns:  # the same raw cells as an earlier row: the same record, skipped
+                    raw_ident = tuple(row[1].get(c, "") for c in dedupe_columns)
+                    if raw_ident in seen_raw:
+                        continue
+                    seen_raw.add(raw_ident)
                 rec = self._record(fields, spec.name, row, table, errors)
                 if spec.within:
                     parent = by_row.get(spec.within, {}).get(row[0])
@@ -270,8 +282,10 @@ class Mapping:
         rec: Record = {}
         bad_columns = set()
         for f in fields:
-            origin = table.origin(row_no, f.column)
             raw = values.get(f.column, "") if f.column else (f.value or "")
+            if not raw and f.empty_is_nothing:   # an empty optional cell: nothing to check, nothing to keep
+                continue
+            origin = table.origin(row_no, f.column)
             text, err = convert(f, raw, self.codes)
             if err:
                 # one bad code read by several fields (ExporterCode, its name, its address) is one error
