@@ -155,7 +155,7 @@ class DocumentFamily(abc.ABC):
         q = self._q
         pos = self._positions(name)
         wrappers: dict[str, object] = {}
-        for fname in sorted(rec, key=pos.__getitem__):
+        for fname in sorted((k for k in rec if k in pos), key=pos.__getitem__):  # others: not elements
             value = rec[fname]
             if isinstance(value, list):
                 wrapper_name = pos.wrappers.get(fname)
