@@ -168,6 +168,13 @@ def test_bad_foreign_decmessage_errors_name_element_line_and_rule(fam, mapping):
     assert "line " in errors[0].path
 
 
+def test_a_required_element_left_out_is_named_at_its_goods_line(fam, mapping):
+    data = GOOD.read_bytes().replace("<GName>六角头螺栓</GName>".encode(), b"")
+    _, errors = evaluate(fam, read_native(fam, mapping, data)[0])
+    assert [(e.field, e.rule) for e in errors] == [("DecList/GName", "required")]
+    assert errors[0].path.startswith("DecMessage/DecLists/DecList[2]/") and "(line " in errors[0].path
+
+
 def test_not_a_decmessage_or_not_xml_is_refused_whole(fam, mapping):
     from gateway.mapping.errors import InputError
 

@@ -9,6 +9,7 @@ be reported in the user's terms.
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from gateway.mapping.errors import FieldError, Origin
 from gateway.validation import Schema
 
 PROFILE = Origin()  # values that come from the enterprise profile, not from the file
+_MISSING = re.compile(r"(?:Unexpected child with tag .*|The content of element .* is not complete)\. "
+                      r"Tag '(?:\{[^}]*\})?(\w+)' expected")
 
 
 @dataclass
@@ -201,6 +204,12 @@ class DocumentFamily(abc.ABC):
             path = err.path
             field_name = "/".join(p.split("[")[0] for p in path.split("/")[-2:])
             value = err.element.text if err.element is not None and len(err.element) == 0 else None
+            missing = _MISSING.search(err.reason) if err.element is not None else None
+            if missing:  # the builder writes schema order: a child out of place means one before it is missing
+                name = etree.QName(err.element).localname
+                out.append(FieldError.at(origin, f"{name}/{missing.group(1)}", "required",
+                                         f"{name} has no {missing.group(1)}, which the schema requires"))
+                continue
             out.append(FieldError.at(origin, field_name, "xsd", err.reason, value))
         return out
 
