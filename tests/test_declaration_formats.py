@@ -245,3 +245,20 @@ def test_a_submit_mode_must_be_one_the_family_has(tmp_path, pki):
     bad = ws.swgw("map", "--dry-run", str(SAMPLE_CSV), "--type", "declaration")
     assert bad.returncode == 2 and "submit = 'sideways' is not one of declare, draft" in bad.stderr + bad.stdout
     assert "Traceback" not in bad.stderr
+
+
+def test_a_decmessage_record_from_the_queue_is_read_as_written_too(fam):
+    """Queue records go through the type's record mapping (JSON rows); a DecMessage among them is
+    recognised by its content and taken as it is, as in the drop folder."""
+    from types import SimpleNamespace
+
+    from gateway import intake
+
+    json_mapping = Mapping.load(ROOT / "mappings" / "declaration-json.toml", allowed=fam.sections())
+    dt = SimpleNamespace(family=fam, mapping=json_mapping, encoding="auto")
+    rt = SimpleNamespace(enterprise=lambda code: ENT if code == ENT.code else None)
+    encoding, docs, reader = intake.read_documents(rt, dt, GOOD.read_bytes())
+    assert reader == "DecMessage as written" and [d.key for d in docs] == ["DX2026120300001"]
+    rows = json.dumps({"rows": list(csv.DictReader(io.StringIO(SAMPLE_CSV.read_text(encoding="utf-8"))))})
+    encoding, docs, reader = intake.read_documents(rt, dt, rows.encode())
+    assert reader == "mapping declaration-json.toml" and len(docs) == 2
