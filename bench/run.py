@@ -202,14 +202,17 @@ def main() -> int:
     ap.add_argument("--card-declarations", type=int, default=20, help="declarations per card in card-bound mode")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--only", help="comma-separated scenario names")
+    ap.add_argument("--layout", choices=("rich", "reference"), default="rich",
+                    help="rich: the reference layout plus the full declaration's optional columns (default); "
+                         "reference: exactly the reference export's columns")
     args = ap.parse_args()
     only = set(args.only.split(",")) if args.only else None
     tmp = Path(tempfile.mkdtemp(prefix="swgw-bench-"))
     keys = harness.make_keys(tmp / "keys")
-    files = workload.files(args.declarations, args.per_file, "BEN")
+    files = workload.files(args.declarations, args.per_file, "BEN", rich=args.layout == "rich")
     lines = sum(t.count("\n") - 1 for _, t, _ in files)
     print(f"workload: {args.declarations} declarations, {lines} goods lines ({lines / args.declarations:.1f} per "
-          f"declaration, 1–50), {len(files)} files; {os.cpu_count()} cores")
+          f"declaration, 1–50), {len(files)} files, {args.layout} layout; {os.cpu_count()} cores")
     bench_floor(tmp, keys, files)
     base = bench_baseline(tmp, keys, files)
     if not only or "sent" in only:

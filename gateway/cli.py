@@ -109,24 +109,24 @@ def map_cmd(config_path, dry_run, doc_type, show_xml, file):
         raise Exit(2, f"--type is needed: one of {', '.join(rt.doc_types)}")
     dt = rt.doc_types[doc_type]
     try:
-        table = dt.mapping.read(path.read_bytes(), dt.encoding)
-        groups = dt.mapping.apply(table)
+        encoding, groups, reader = intake.read_documents(rt, dt, path.read_bytes())
     except InputError as exc:
         raise Exit(1, f"{path.name}{f', row {exc.row}' if exc.row else ''}: {exc}") from None
     bad = 0
-    click.echo(f"{path.name}: {len(groups)} {doc_type} document(s), encoding {table.encoding}, "
-               f"mapping {dt.mapping.path.name}")
+    click.echo(f"{path.name}: {len(groups)} {doc_type} document(s), encoding {encoding}, {reader}")
     for mapped in groups:
         ev = intake.evaluate(rt, dt, mapped)
-        rows = ",".join(map(str, mapped.rows))
-        counts = ", ".join(f"{len(v)} {k}" for k, v in mapped.sections.items() if len(v) != 1 or k in ("DecList",))
+        where = f"rows {','.join(map(str, mapped.rows))}" if mapped.rows else dt.family.root_name
+        counts = ", ".join(f"{len(v)} {k}" for k, v in mapped.sections.items()
+                           if v and (len(v) != 1 or k in ("DecList",)))
         if ev.errors:
             bad += 1
-            click.echo(f"  ✗ {mapped.key} (rows {rows}): {len(ev.errors)} error(s)")
+            click.echo(f"  ✗ {mapped.key} ({where}): {len(ev.errors)} error(s)")
             for e in ev.errors:
                 click.echo(f"      {e.located(path.name)}")
         else:
-            click.echo(f"  ✓ {mapped.key} (rows {rows}): valid {dt.family.root_name}; {counts}")
+            how = dt.family.describe(ev.document)
+            click.echo(f"  ✓ {mapped.key} ({where}): valid {dt.family.root_name}; {counts}" + (f"; {how}" if how else ""))
         if show_xml and ev.document:
             click.echo(ev.document.decode("utf-8"))
     if bad:
@@ -149,7 +149,7 @@ def status(config_path, doc_type, state, key, overdue, as_json):
     with rt.sessions() as s:
         msgs = repo.listing(s, doc_type, state, key, overdue=overdue)
         rows = [{"id": m.id, "type": m.doc_type, "key": m.business_key, "state": m.state,
-                 "enterprise": m.enterprise, "cop_msg_id": m.cop_msg_id,
+                 "enterprise": m.enterprise, "cop_msg_id": m.cop_msg_id, "submit": _describe(rt, m),
                  "keys": {k.name: k.value for k in m.keys}, "updated": m.updated_at.isoformat(),
                  "last_receipt": m.last_receipt, **report.fields(m)} for m in msgs]
     if as_json:
@@ -161,10 +161,28 @@ def status(config_path, doc_type, state, key, overdue, as_json):
     tw = max([12] + [len(r["type"]) for r in rows])
     kw = max([20] + [len(r["key"]) for r in rows])
     sw = max([17] + [len(r["state"]) for r in rows])
-    click.echo(f"{'ID':>5}  {'TYPE':<{tw}} {'KEY':<{kw}} {'STATE':<{sw}} {'UPDATED':<19}  LAST RECEIPT")
+    modes = {r["id"]: _short_submit(r["submit"]) for r in rows}
+    mw = max([6] + [len(v) for v in modes.values()]) if any(r["submit"] for r in rows) else 0
+    head = f"{'SUBMIT':<{mw}} " if mw else ""
+    click.echo(f"{'ID':>5}  {'TYPE':<{tw}} {'KEY':<{kw}} {'STATE':<{sw}} {head}{'UPDATED':<19}  LAST RECEIPT")
     for r in rows:
-        click.echo(f"{r['id']:>5}  {r['type']:<{tw}} {r['key']:<{kw}} {r['state']:<{sw}} {r['updated'][:19]:<19}  "
+        cell = f"{modes[r['id']]:<{mw}} " if mw else ""
+        click.echo(f"{r['id']:>5}  {r['type']:<{tw}} {r['key']:<{kw}} {r['state']:<{sw}} {cell}{r['updated'][:19]:<19}  "
                    f"{r['last_receipt']}{report.flag(r)}")
+
+
+def _short_submit(text: str) -> str:
+    """'OperType C 报关单申报 (declare)' -> 'C declare' for the status table."""
+    import re
+
+    found = re.match(r"OperType (\w) .*\((.+)\)$", text or "")
+    return f"{found.group(1)} {found.group(2)}" if found else (text or "-")
+
+
+def _describe(rt, m) -> str:
+    """How the stored document is submitted (a declaration's OperType), as the family says."""
+    dt = rt.doc_types.get(m.doc_type)
+    return dt.family.describe(m.document) if dt is not None else ""
 
 
 @cli.command()
@@ -184,6 +202,9 @@ def trace(config_path, ref):
             click.echo(f"  enterprise {m.enterprise}  CopMsgId {m.cop_msg_id}  from {m.source_ref}")
             keys = ", ".join(f"{k.name}={k.value}" for k in m.keys)
             click.echo(f"  keys: {keys}")
+            how = _describe(rt, m)
+            if how:
+                click.echo(f"  submit: {how}")
             if m.errors:
                 click.echo("  errors:")
                 for e in m.errors:

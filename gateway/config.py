@@ -156,6 +156,7 @@ class DocumentConfig(_Model):
     done_marker: bool = False                    # take <name> only once <name>.done exists
     max_file_bytes: int = 50 * 1024 * 1024
     encoding: str = "auto"                       # auto | utf-8 | utf-8-sig | gb18030
+    submit: str | None = None                    # declarations: declare (C, default) | draft (G) | upload (A) …
     deadlines: DeadlineConfig = Field(default_factory=DeadlineConfig)   # expected receipt times
 
 

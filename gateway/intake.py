@@ -20,6 +20,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from gateway import faults, fsutil, metrics
 from gateway.documents.base import Context
 from gateway.log import get_logger
+from gateway.mapping import native
 from gateway.mapping.engine import Mapped
 from gateway.mapping.errors import FieldError, InputError
 from gateway.runtime import DocType, Runtime
@@ -152,12 +153,23 @@ def _committed_from_work(s, previous: IntakeFile, claimed: Claimed) -> bool:
     return (previous.report or {}).get("claimed_as") == claimed.path.name
 
 
+def read_documents(rt: Runtime, dt: DocType, data: bytes, mapping=None) -> tuple[str, list[Mapped], str]:
+    """The documents of a file or record: (encoding, mapped documents, what read them). The reader
+    is chosen by the content: the family's own XML document (a DecMessage another builder wrote)
+    is taken as it is; anything else goes through the type's mapping (CSV, JSON, XML records)."""
+    mapping = mapping or dt.mapping
+    if dt.family.native_key and native.sniff(data, dt.family.root_name):
+        encoding, documents = native.read(data, dt.family, mapping, rt.enterprise)
+        return encoding, documents, f"{dt.family.root_name} as written"
+    table = mapping.read(data, dt.encoding)
+    return table.encoding, mapping.apply(table), f"mapping {mapping.path.name}"
+
+
 def _evaluate_file(rt: Runtime, dt: DocType, data: bytes, mapping=None) -> tuple[str, list[Evaluation]] | InputError:
     """Read, map and evaluate every document of a file: (encoding, evaluations), or the input error."""
-    mapping = mapping or dt.mapping
     try:
-        table = mapping.read(data, dt.encoding)
-        return table.encoding, [evaluate(rt, dt, mapped) for mapped in mapping.apply(table)]
+        encoding, documents, _ = read_documents(rt, dt, data, mapping)
+        return encoding, [evaluate(rt, dt, mapped) for mapped in documents]
     except InputError as exc:
         return exc
 
@@ -213,7 +225,7 @@ def evaluate(rt: Runtime, dt: DocType, mapped: Mapped) -> Evaluation:
     built = None
     ent = rt.enterprise(mapped.enterprise)
     if ent is None:
-        col = dt.mapping.enterprise or "enterprise"
+        col = mapped.enterprise_field or dt.mapping.enterprise or "enterprise"
         errors.append(FieldError.at(mapped.key_origin, col, "profile",
                                     f"enterprise {mapped.enterprise!r} is not configured in "
                                     f"{rt.config.source.name} [[enterprise]]", mapped.enterprise))
@@ -224,7 +236,7 @@ def evaluate(rt: Runtime, dt: DocType, mapped: Mapped) -> Evaluation:
     if ent and op:
         # rules run beside field errors so a user sees every problem at once; the schema
         # check runs only on a clean document, where it finds what the mapping cannot
-        dt.family.enrich(mapped, Context(ent, op, rt.media_no(op.signer)))
+        errors.extend(dt.family.enrich(mapped, Context(ent, op, rt.media_no(op.signer), dt.submit)) or [])
         errors.extend(dt.family.rules(mapped))
         if not errors:
             built = dt.family.build(mapped)
@@ -252,7 +264,7 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
     mapped = ev.mapped
     errors, document, enterprise = list(ev.errors), ev.document, ev.enterprise
     content_sha = hashlib.sha256(document or repr(sorted(mapped.rows)).encode()).hexdigest()
-    source_ref = f"{file_name} rows {_rows(mapped.rows)}"
+    source_ref = f"{file_name} rows {_rows(mapped.rows)}" if mapped.rows else f"{file_name} ({dt.family.root_name})"
     if existing is None:
         existing = repo.by_keys(s, dt.key, [mapped.key])
 
@@ -285,8 +297,10 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
             e.located(file_name) for e in errors[:3]))
         result = {"bucket": "rejected", "entry": {"key": mapped.key, "rows": mapped.rows, "errors": msg.errors}}
     else:
+        how = dt.family.describe(document)
         repo.transition(s, msg, states.PREPARED,
-                        f"mapped and validated ({dt.mapping.path.name}, {dt.family.xsd_name})")
+                        f"mapped and validated ({dt.mapping.path.name if mapped.rows else dt.family.root_name + ' as written'}"
+                        f", {dt.family.xsd_name})" + (f"; {how}" if how else ""))
         result = {"bucket": "accepted", "entry": {"key": mapped.key, "cop_msg_id": msg.cop_msg_id,
                                                   "rows": mapped.rows}}
     result["_msg"] = msg

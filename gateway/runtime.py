@@ -45,6 +45,7 @@ class DocType:
     msg_type: str
     encoding: str
     max_file_bytes: int
+    submit: str | None = None        # how documents of this type are submitted (declarations: OperType)
 
 
 def _subscription_rules():
@@ -80,12 +81,15 @@ class Runtime:
                 fam = family(key)
             except KeyError as exc:
                 raise ConfigError(f"{cfg.source}: [documents.{key}] {exc.args[0]}") from None
+            if dc.submit is not None and dc.submit not in fam.submit_modes:
+                known = ", ".join(fam.submit_modes) or "none: this document type has no submit modes"
+                raise ConfigError(f"{cfg.source}: [documents.{key}] submit = {dc.submit!r} is not one of {known}")
             mapping = _mapping(dc.mapping, fam, key)
             record_mapping = _mapping(dc.record_mapping, fam, key) if dc.record_mapping else mapping
             doc_types[key] = DocType(key, fam, mapping, record_mapping,
                                      FolderSource(dc.inbox, dc.stable_seconds, dc.done_marker),
                                      dc.transport, dc.outbox, dc.receiver_id, dc.msg_type or fam.msg_type,
-                                     dc.encoding, dc.max_file_bytes)
+                                     dc.encoding, dc.max_file_bytes, dc.submit)
         return cls(cfg, engine, db.sessions(engine), doc_types, transports,
                    envelope.schema(XSD_DIR), dict(cfg.signers), publisher=open_publisher(cfg))
 

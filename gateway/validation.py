@@ -63,6 +63,26 @@ class Schema:
         return out
 
 
+    def repeatable(self, root_name: str) -> set[str]:
+        """Names of the elements under `root_name` that may occur more than once."""
+        out: set[str] = set()
+
+        def walk(el, seen):
+            content = getattr(el.type, "content", None)
+            if not el.type.is_complex() or content is None or not hasattr(content, "iter_elements"):
+                return
+            for k in content.iter_elements():
+                if k.max_occurs is None or k.max_occurs > 1:
+                    out.add(k.local_name)
+                if k.local_name not in seen:
+                    walk(k, seen | {k.local_name})
+
+        for name, el in self.readable.elements.items():
+            if name == root_name:
+                walk(el, {name})
+        return out
+
+
 def _reason(err) -> str:
     reason = err.reason or str(err)
     return reason.replace("\n", " ").strip()

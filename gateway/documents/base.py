@@ -9,6 +9,7 @@ be reported in the user's terms.
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from gateway.mapping.errors import FieldError, Origin
 from gateway.validation import Schema
 
 PROFILE = Origin()  # values that come from the enterprise profile, not from the file
+_MISSING = re.compile(r"(?:Unexpected child with tag .*|The content of element .* is not complete)\. "
+                      r"Tag '(?:\{[^}]*\})?(\w+)' expected")
 
 
 @dataclass
@@ -28,14 +31,33 @@ class Context:
     enterprise: Enterprise
     operator: Operator
     media_no: str                 # the operator's card (介质号), from the signer config
+    submit: str | None = None     # how the document type is submitted ([documents.<type>] submit)
 
     def fill_sign(self, mapped: Mapped, section: str) -> dict[str, Value]:
         """The document's signing section, with the operator's name and card (介质号) filled in
-        from the profile; returns it for the family's own fields."""
+        from the profile where the document has none; returns it for the family's own fields.
+        (A card the document names itself is checked by `card_errors`.)"""
         sign = mapped.sections.setdefault(section, [{}])[0]
-        sign["OperName"] = Value(self.operator.name, PROFILE)
-        sign["ICCode"] = Value(self.media_no, PROFILE)
+        sign.setdefault("OperName", Value(self.operator.name, PROFILE))
+        sign.setdefault("ICCode", Value(self.media_no, PROFILE))
         return sign
+
+    def card_errors(self, mapped: Mapped, section: str) -> list[FieldError]:
+        """A document that names its card (DecSign/ICCode) must name the card that signs it."""
+        card = (mapped.sections.get(section) or [{}])[0].get("ICCode")
+        if card is None or card.origin is PROFILE or card.text == self.media_no:
+            return []
+        return [FieldError.at(card.origin, f"{section}/ICCode", "profile",
+                              f"names card {card.text}, but operator {self.operator.name} of {self.enterprise.code} "
+                              f"signs with card {self.media_no}", card.text)]
+
+
+class _Positions(dict):
+    """child name -> rank in schema order; `wrappers`: nested item name -> its wrapper's name."""
+
+    def __init__(self):
+        super().__init__()
+        self.wrappers: dict[str, str] = {}
 
 
 @dataclass
@@ -65,25 +87,48 @@ class DocumentFamily(abc.ABC):
     final_states: tuple[str, ...] = ()
     waiting_states: tuple[str, ...] = ()  # waiting for the authority, nothing owed by the gateway
     resubmittable_states: tuple[str, ...] = ()  # after these, an amended document may reuse the key
+    # the family's own XML document dropped as it is (gateway/mapping/native.py): where its key is,
+    # and where the declaring enterprise's code may be (the first one configured wins); None: no
+    native_key: tuple[str, str] | None = None
+    native_enterprise: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, xsd_dir: Path):
         self.schema = Schema(Path(xsd_dir) / self.xsd_name)
         self.order = self.schema.element_order(self.root_name)
+        self._plans: dict[str, list] = {}
+        self._repeatable: set[str] | None = None
+
+    @property
+    def repeatable(self) -> set[str]:
+        """Elements that may occur more than once (for reading a document as another builder wrote it)."""
+        if self._repeatable is None:
+            self._repeatable = self.schema.repeatable(self.root_name)
+        return self._repeatable
 
     def sections(self) -> dict[str, set[str]]:
         """Section name -> allowed field names, for checking mapping files."""
         return {name: set(kids) for name, kids in self.order.items() if name != self.root_name}
 
     # -- building -----------------------------------------------------------------
-    def enrich(self, mapped: Mapped, ctx: Context) -> None:
-        """Add profile values (sender codes, operator) to the mapped sections."""
+    submit_modes: dict[str, str] = {}   # [documents.<type>] submit -> how the document says so
+
+    def enrich(self, mapped: Mapped, ctx: Context) -> list[FieldError] | None:
+        """Add profile values (sender codes, operator) to the mapped sections; returns errors
+        the profile finds in the document (e.g. it names another card), if any."""
+
+    def describe(self, document: bytes | None) -> str:
+        """A short note on how a stored document is submitted (status, trace), or ""."""
+        return ""
 
     def rules(self, mapped: Mapped) -> list[FieldError]:
         """Business rules beyond the schema."""
         return []
 
+    root_attributes: dict[str, str] = {}  # attributes the root carries (DecMessage version)
+
     def build(self, mapped: Mapped) -> Built:
-        built = Built(root=etree.Element(self._q(self.root_name), nsmap={None: self.namespace}))
+        built = Built(root=etree.Element(self._q(self.root_name), self.root_attributes,
+                                         nsmap={None: self.namespace}))
         self._fill(built, built.root, self.root_name, mapped)
         return built
 
@@ -94,24 +139,60 @@ class DocumentFamily(abc.ABC):
         for child in self.order.get(parent_name, []):
             if child in mapped.sections:
                 for rec in mapped.sections[child]:
-                    self._record(built, etree.SubElement(parent, self._q(child)), child, rec)
+                    if rec:  # an empty record (no value in any of its columns) is no element
+                        self._record(built, etree.SubElement(parent, self._q(child)), child, rec)
             elif child in self.order and self._has_data(child, mapped):
                 wrapper = etree.SubElement(parent, self._q(child))
                 self._fill(built, wrapper, child, mapped)
 
     def _has_data(self, name: str, mapped: Mapped) -> bool:
         for kid in self.order.get(name, []):
-            if mapped.sections.get(kid) or (kid in self.order and self._has_data(kid, mapped)):
+            if any(mapped.sections.get(kid) or ()) or (kid in self.order and self._has_data(kid, mapped)):
                 return True
         return False
 
-    def _record(self, built: Built, elem, name: str, rec: dict[str, Value]) -> None:
-        built.origins[elem] = next(iter(rec.values())).origin if rec else Origin()
-        for fname in self.order.get(name, []):
-            if fname in rec:
-                sub = etree.SubElement(elem, self._q(fname))
-                sub.text = rec[fname].text
-                built.origins[sub] = rec[fname].origin
+    def _record(self, built: Built, elem, name: str, rec: dict) -> None:
+        """One record's element: its values in schema order; records nested in it (a list under
+        the nested element's name) become that element, inside its wrapper when it has one."""
+        origin = None
+        q = self._q
+        pos = self._positions(name)
+        wrappers: dict[str, object] = {}
+        for fname in sorted((k for k in rec if k in pos), key=pos.__getitem__):  # others: not elements
+            value = rec[fname]
+            if isinstance(value, list):
+                wrapper_name = pos.wrappers.get(fname)
+                parent = elem
+                if wrapper_name is not None:
+                    if not value:
+                        continue
+                    parent = wrappers.get(wrapper_name)
+                    if parent is None:
+                        parent = wrappers[wrapper_name] = etree.SubElement(elem, q(wrapper_name))
+                for r in value:
+                    self._record(built, etree.SubElement(parent, q(fname)), fname, r)
+                continue
+            sub = etree.SubElement(elem, q(fname))
+            sub.text = value.text
+            built.origins[sub] = value.origin
+            if origin is None:
+                origin = value.origin
+        built.origins[elem] = origin if origin is not None else Origin()
+
+    def _positions(self, name: str) -> "_Positions":
+        """Where each child of a record goes in schema order: its own elements, and the items of
+        the wrappers it holds (DecGoodsLimit of DecGoodsLimits) at their wrapper's place."""
+        pos = self._plans.get(name)
+        if pos is None:
+            pos = self._plans[name] = _Positions()
+            for i, kid in enumerate(self.order.get(name, [])):
+                pos[kid] = 2 * i
+                grandkids = self.order.get(kid) or []
+                if grandkids and all(g in self.order for g in grandkids):  # a wrapper of records
+                    for g in grandkids:
+                        pos.setdefault(g, 2 * i + 1)
+                        pos.wrappers[g] = kid
+        return pos
 
     def locate(self, built: Built, errors) -> list[FieldError]:
         """Turn schema errors into located field errors."""
@@ -123,6 +204,12 @@ class DocumentFamily(abc.ABC):
             path = err.path
             field_name = "/".join(p.split("[")[0] for p in path.split("/")[-2:])
             value = err.element.text if err.element is not None and len(err.element) == 0 else None
+            missing = _MISSING.search(err.reason) if err.element is not None else None
+            if missing:  # the builder writes schema order: a child out of place means one before it is missing
+                name = etree.QName(err.element).localname
+                out.append(FieldError.at(origin, f"{name}/{missing.group(1)}", "required",
+                                         f"{name} has no {missing.group(1)}, which the schema requires"))
+                continue
             out.append(FieldError.at(origin, field_name, "xsd", err.reason, value))
         return out
 

@@ -5,9 +5,9 @@ import (SeqNo assigned), then DEC_RESULT status pushes with a CHANNEL code.
 """
 from __future__ import annotations
 
-from decimal import Decimal
-
 import base64
+import re
+from decimal import Decimal
 
 from card import crypto
 from card.signer import CardInfo, Signer
@@ -42,6 +42,29 @@ CHANNELS = {
 RANK = {states.SENT: 3, states.ACKNOWLEDGED: 4, "imported": 5}
 RANK.update({state: rank for state, rank, _ in CHANNELS.values()})
 
+# DecSign/OperType of the import format, by [documents.declaration] submit
+SUBMIT = {"declare": "C", "draft": "G", "upload": "A", "upload-transit": "B", "declare-transit": "D",
+          "manual-upload": "E"}
+OPER_TYPES = {"A": "报关单上载 (upload)", "B": "报关单、转关单上载 (upload with transit)", "C": "报关单申报 (declare)",
+              "D": "报关单、转关单申报 (declare with transit)", "E": "电子手册报关单上载 (manual upload)",
+              "G": "报关单暂存 (draft)"}
+_OPER_TYPE = re.compile(rb"<(?:\w+:)?OperType>\s*([A-Z])\s*</")
+
+# Which costs the declared value must be completed with (完税价格: CIF on imports, FOB on exports),
+# by (IEFlag, TransMode 成交方式): freight (运费) and/or insurance (保险费).
+VALUATION = {
+    ("I", "3"): ("freight", "insurance"),   # FOB
+    ("I", "7"): ("freight", "insurance"),   # EXW
+    ("I", "2"): ("insurance",),             # C&F / CFR
+    ("I", "4"): ("freight",),               # C&I
+    ("E", "1"): ("freight", "insurance"),   # CIF
+    ("E", "2"): ("freight",),               # C&F / CFR
+    ("E", "4"): ("insurance",),             # C&I
+}
+TERMS = {"1": "CIF", "2": "C&F", "3": "FOB", "4": "C&I", "5": "市场价", "6": "垫仓", "7": "EXW"}
+COSTS = {"freight": ("FeeMark", "FeeRate", "FeeCurr", "运费"), "insurance": ("InsurMark", "InsurRate", "InsurCurr", "保险费"),
+         "other": ("OtherMark", "OtherRate", "OtherCurr", "杂费")}
+
 
 class Declaration(DocumentFamily):
     key = "declaration"
@@ -51,14 +74,37 @@ class Declaration(DocumentFamily):
     key_name = "ClientSeqNo"
     msg_type = "DecMessage"
     final_states = ("closed", "rejected", "deleted")
+    root_attributes = {"version": "3.1"}
+    native_key = ("DecSign", "ClientSeqNo")
+    native_enterprise = (("DecHead", "TradeCoScc"), ("DecHead", "AgentCodeScc"), ("DecHead", "OwnerCodeScc"),
+                         ("DecHead", "CopCodeScc"), ("DecSign", "CopCode"), ("DecHead", "TradeCode"),
+                         ("DecHead", "AgentCode"))
     waiting_states = ("imported", "customs-accepted", "reviewed", "re-review", "returned", "concluded",
                       "duties-payable", "guarantee", "suspended", "inspection", "released")
 
-    def enrich(self, mapped: Mapped, ctx: Context) -> None:
+    submit_modes = SUBMIT
+
+    def enrich(self, mapped: Mapped, ctx: Context) -> list[FieldError]:
+        """DecSign: the operator and card where the document has none, OperType from the document
+        config's submit mode (declare: C) unless the document says; DecHead: the typist (录入员)
+        is the operator, unless the document names one."""
+        errors = ctx.card_errors(mapped, "DecSign")
         sign = ctx.fill_sign(mapped, "DecSign")
-        sign.setdefault("OperType", Value("G", PROFILE))
+        sign.setdefault("OperType", Value(SUBMIT[ctx.submit or "declare"], PROFILE))
         if ctx.enterprise.customs_code:
-            sign["CopCode"] = Value(ctx.enterprise.customs_code, PROFILE)
+            sign.setdefault("CopCode", Value(ctx.enterprise.customs_code, PROFILE))
+        head = mapped.sections.get("DecHead")
+        if head:
+            head[0].setdefault("TypistNo", Value(ctx.media_no, PROFILE))
+            head[0].setdefault("InputerName", Value(ctx.operator.name, PROFILE))
+        return errors
+
+    def describe(self, document: bytes | None) -> str:
+        found = _OPER_TYPE.search(document or b"")
+        if not found:
+            return ""
+        code = found.group(1).decode()
+        return f"OperType {code} {OPER_TYPES.get(code, '(unknown)')}"
 
     def rules(self, mapped: Mapped) -> list[FieldError]:
         errors = []
@@ -84,11 +130,40 @@ class Declaration(DocumentFamily):
                                            item.get("DeclTotal"))
             if wrong:
                 errors.append(wrong)
-            first_qty, first_unit = item.get("FirstQty"), item.get("FirstUnit")
-            if bool(first_qty) != bool(first_unit):
-                present = first_qty or first_unit
-                errors.append(FieldError.at(present.origin, "DecList/FirstQty", "pair",
-                                            "first quantity and first unit go together: give both or neither"))
+            for qty_name, unit_name, what in (("FirstQty", "FirstUnit", "first"), ("SecondQty", "SecondUnit", "second")):
+                qty, unit = item.get(qty_name), item.get(unit_name)
+                if bool(qty) != bool(unit):
+                    present = qty or unit
+                    errors.append(FieldError.at(present.origin, f"DecList/{qty_name}", "pair",
+                                                f"{what} quantity and {what} unit go together: give both or neither"))
+        errors.extend(self._valuation(head))
+        return errors
+
+    @staticmethod
+    def _valuation(head) -> list[FieldError]:
+        """The costs the 成交方式 requires (an import on FOB needs freight and insurance …), and
+        each declared cost complete: a mark, its rate or amount, and a currency unless a rate."""
+        errors = []
+        ie, terms = head.get("IEFlag"), head.get("TransMode")
+        if ie and terms:
+            for cost in VALUATION.get((ie.text, terms.text), ()):
+                mark, rate, _, label = COSTS[cost]
+                if not head.get(mark) or not head.get(rate):
+                    direction = "an import" if ie.text == "I" else "an export"
+                    errors.append(FieldError.at(
+                        terms.origin, f"DecHead/{rate}", "valuation",
+                        f"{direction} on {TERMS[terms.text]} terms (TransMode {terms.text}) must declare its "
+                        f"{cost} ({label}): {mark} and {rate}", terms.text))
+        for cost, (mark, rate, curr, label) in COSTS.items():
+            m, r, c = head.get(mark), head.get(rate), head.get(curr)
+            if (m or r or c) and not (m and r):
+                present = m or r or c
+                errors.append(FieldError.at(present.origin, f"DecHead/{rate if m else mark}", "pair",
+                                            f"{cost} ({label}) needs both {mark} and {rate}"))
+            elif m and m.text in ("2", "3") and not c:
+                errors.append(FieldError.at(m.origin, f"DecHead/{curr}", "pair",
+                                            f"{cost} ({label}) given as {'a unit price' if m.text == '2' else 'a total'} "
+                                            f"(mark {m.text}) needs its currency {curr}", m.text))
         return errors
 
     def before_sign(self, root, signer: Signer, info: CardInfo, sign_date: str) -> None:

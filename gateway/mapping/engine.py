@@ -22,7 +22,11 @@ readers_tree.py); their columns are flattened paths such as `lines.qty` or `Good
 Field options: column | value (constant) | default, required, type (str, int, decimal,
 date, datetime), scale, max_digits, date_format, pattern, max_length, min_length, codes (a code
 table), map (value translations applied before checks), upper, message, lookup
-("table.column": the code's row in a reference table gives the value, e.g. an exporter's name).
+("table.column": the code's row in a reference table gives the value, e.g. an exporter's name),
+optional (the column may be missing from the file's header: the field is then empty or its default).
+
+A per-row section may sit `within` another per-row section: its record of a row nests in that
+section's record of the same row (DecGoodsLimit within DecList: a goods line's licences).
 
 Every produced value keeps its origin (row, column) so later checks (XSD, business
 rules) can report errors in terms of the user's file.
@@ -41,7 +45,7 @@ from gateway.mapping.codes import CodeTables
 from gateway.mapping.errors import FieldError, InputError, MappingFileError, Origin
 
 FIELD_KEYS = {"column", "value", "default", "required", "type", "scale", "max_digits", "date_format",
-              "pattern", "max_length", "min_length", "codes", "map", "upper", "message", "lookup"}
+              "pattern", "max_length", "min_length", "codes", "map", "upper", "message", "lookup", "optional"}
 TYPES = {"str", "int", "decimal", "date", "datetime"}
 
 
@@ -64,6 +68,12 @@ class FieldSpec:
     upper: bool = False
     message: str | None = None
     lookup: tuple[str, str] | None = None      # (reference table, column): the code's data replaces it
+    optional: bool = False                     # the column may be absent from the file (then: empty)
+
+    @property
+    def empty_is_nothing(self) -> bool:
+        """An empty value yields no value and no error (not required, no default, no translation)."""
+        return not self.required and self.default is None and "" not in self.map
 
 
 @dataclass
@@ -73,6 +83,7 @@ class SectionSpec:
     fields: list[FieldSpec]
     dedupe_by: list[str] = field(default_factory=list)
     skip_if_empty: str | None = None
+    within: str | None = None         # per-row records nested in this per-row section's record of the row
 
 
 @dataclass
@@ -81,7 +92,8 @@ class Value:
     origin: Origin
 
 
-Record = dict[str, Value]             # one section instance: field -> value with origin
+Record = dict[str, Value]             # one section instance: field -> value with origin; a section
+                                      # nested in it (DecGoodsLimit in DecList) -> a list of Records
 
 
 @dataclass
@@ -95,6 +107,7 @@ class Mapped:
     sections: dict[str, list[Record]]
     errors: list[FieldError]
     reference: CodeTables | None = None   # the mapping's code and reference tables, for family rules
+    enterprise_field: str | None = None   # where the enterprise code was read, when not the mapping's column
 
     def first(self, section: str) -> Record:
         items = self.sections.get(section) or [{}]
@@ -145,8 +158,13 @@ class Mapping:
                     raise MappingFileError(f"{path}: [sections.{sname}] field {fname!r} is not an element of "
                                            f"{sname}")
                 fields.append(_field_spec(path, sname, fname, fraw))
+            within = sraw.get("within")
+            if within is not None and (per != "row" or within not in [x.name for x in sections]
+                                       or next(x for x in sections if x.name == within).per != "row"):
+                raise MappingFileError(f"{path}: [sections.{sname}] within = {within!r}: needs per = 'row' and an "
+                                       f"earlier per-row section of that name")
             sections.append(SectionSpec(sname, per, fields, list(sraw.get("dedupe_by", [])),
-                                        sraw.get("skip_if_empty")))
+                                        sraw.get("skip_if_empty"), within))
         codes = CodeTables(Path(codes_dir) if codes_dir else Path(path).parent / "codes")
         m = cls(Path(path), need("document"), fmt, need("group_by"), raw.get("enterprise"), sections, codes,
                 raw.get("delimiter", ","), reader)
@@ -170,19 +188,23 @@ class Mapping:
         return readers.READERS[self.format](data, encoding=encoding, **options)
 
     def apply(self, table: readers.Table) -> list[Mapped]:
-        needed = {f.column for s in self.sections for f in s.fields if f.column} | {self.group_by}
+        needed = {f.column for s in self.sections for f in s.fields if f.column and not f.optional} | {self.group_by}
         if self.enterprise:
             needed.add(self.enterprise)
-        missing = sorted(c for c in needed if c not in table.columns) if table.strict_columns else []
+        columns = set(table.columns)
+        missing = sorted(c for c in needed if c not in columns) if table.strict_columns else []
         if missing:
             raise InputError(f"the header lacks column(s) {', '.join(missing)} that mapping "
                              f"{self.path.name} reads", row=1)
+        # the fields this file can fill: an optional column the header lacks is skipped outright
+        active = {s.name: [f for f in s.fields if not table.strict_columns or not f.column or f.column in columns
+                           or f.default is not None] for s in self.sections}
         groups: dict[str, list[tuple[int, dict[str, str]]]] = {}
         for row_no, values in table.rows:
             groups.setdefault(values.get(self.group_by, "").strip(), []).append((row_no, values))
-        return [self._map_group(key, rows, table) for key, rows in groups.items()]
+        return [self._map_group(key, rows, table, active) for key, rows in groups.items()]
 
-    def _map_group(self, key: str, rows, table: readers.Table) -> Mapped:
+    def _map_group(self, key: str, rows, table: readers.Table, active: dict[str, list[FieldSpec]]) -> Mapped:
         errors: list[FieldError] = []
         first_row = rows[0][0]
         key_origin = table.origin(first_row, self.group_by)
@@ -191,23 +213,48 @@ class Mapping:
                                         f"the grouping column {self.group_by} is empty"))
         enterprise = rows[0][1].get(self.enterprise, "").strip() if self.enterprise else ""
         sections: dict[str, list[Record]] = {}
+        by_row: dict[str, dict[int, Record]] = {}   # per-row section -> row -> its record (for `within`)
         for spec in self.sections:
+            fields = active[spec.name]
             if spec.per == "group":
-                rec = self._record(spec, rows[0], table, errors)
-                self._check_consistent(spec, rows, table, rec, errors)
+                rec = self._record(fields, spec.name, rows[0], table, errors)
+                self._check_consistent(spec, fields, rows, table, rec, errors)
                 sections[spec.name] = [rec]
-            else:
-                items, seen = [], set()
-                for row in rows:
-                    if spec.skip_if_empty and not self._raw(spec, spec.skip_if_empty, row):
+                continue
+            if not fields:   # none of its columns in this file
+                if not spec.within:
+                    sections[spec.name] = []
+                continue
+            items, seen, mine, seen_raw = [], set(), {}, set()
+            dedupe_columns = [f.column for f in fields if f.name in spec.dedupe_by and f.column] \
+                if spec.dedupe_by and not spec.within else []
+            for row in rows:
+                if spec.skip_if_empty and not self._raw(spec, spec.skip_if_empty, row):
+                    continue
+                if dedupe_columns:  # the same raw cells as an earlier row: the same record, skipped
+                    raw_ident = tuple(row[1].get(c, "") for c in dedupe_columns)
+                    if raw_ident in seen_raw:
                         continue
-                    rec = self._record(spec, row, table, errors)
-                    if spec.dedupe_by:
-                        ident = tuple(rec[f].text if f in rec else "" for f in spec.dedupe_by)
-                        if ident in seen:
-                            continue
+                    seen_raw.add(raw_ident)
+                rec = self._record(fields, spec.name, row, table, errors)
+                if spec.within:
+                    parent = by_row.get(spec.within, {}).get(row[0])
+                    if parent is None:
+                        continue
+                    ident = (row[0],) + tuple(rec[f].text if f in rec else "" for f in spec.dedupe_by)
+                    if ident not in seen:
                         seen.add(ident)
-                    items.append(rec)
+                        parent.setdefault(spec.name, []).append(rec)
+                    continue
+                if spec.dedupe_by:
+                    ident = tuple(rec[f].text if f in rec else "" for f in spec.dedupe_by)
+                    if ident in seen:
+                        continue
+                    seen.add(ident)
+                items.append(rec)
+                mine[row[0]] = rec
+            by_row[spec.name] = mine
+            if not spec.within:
                 sections[spec.name] = items
         return Mapped(key, key_origin, enterprise, [r for r, _ in rows], sections, errors, self.codes)
 
@@ -216,8 +263,8 @@ class Mapping:
         f = next((f for f in spec.fields if f.name == fname), None)
         return row[1].get(f.column, "").strip() if f and f.column else ""
 
-    def _check_consistent(self, spec, rows, table, rec, errors):
-        for f in spec.fields:
+    def _check_consistent(self, spec, fields, rows, table, rec, errors):
+        for f in fields:
             if not f.column:
                 continue
             first = rows[0][1].get(f.column, "").strip()
@@ -230,18 +277,20 @@ class Mapping:
                         f"the same document", other))
                     break
 
-    def _record(self, spec: SectionSpec, row, table, errors) -> Record:
+    def _record(self, fields: list[FieldSpec], section: str, row, table, errors) -> Record:
         row_no, values = row
         rec: Record = {}
         bad_columns = set()
-        for f in spec.fields:
-            origin = table.origin(row_no, f.column)
+        for f in fields:
             raw = values.get(f.column, "") if f.column else (f.value or "")
+            if not raw and f.empty_is_nothing:   # an empty optional cell: nothing to check, nothing to keep
+                continue
+            origin = table.origin(row_no, f.column)
             text, err = convert(f, raw, self.codes)
             if err:
                 # one bad code read by several fields (ExporterCode, its name, its address) is one error
                 if not (err[0] == "reference" and f.column in bad_columns):
-                    errors.append(FieldError.at(origin, f"{spec.name}/{f.name}", err[0], err[1], raw))
+                    errors.append(FieldError.at(origin, f"{section}/{f.name}", err[0], err[1], raw))
                 bad_columns.add(f.column)
                 continue
             if text != "":
@@ -276,7 +325,8 @@ def _field_spec(path, sname, fname, fraw) -> FieldSpec:
                      max_digits=fraw.get("max_digits"), date_format=fraw.get("date_format", "%Y%m%d"),
                      pattern=pattern, max_length=fraw.get("max_length"), min_length=fraw.get("min_length"),
                      codes=fraw.get("codes"), map={str(k): str(v) for k, v in fraw.get("map", {}).items()},
-                     upper=bool(fraw.get("upper", False)), message=fraw.get("message"), lookup=lookup)
+                     upper=bool(fraw.get("upper", False)), message=fraw.get("message"), lookup=lookup,
+                     optional=bool(fraw.get("optional", False)))
 
 
 def convert(f: FieldSpec, raw: str, codes: CodeTables) -> tuple[str, tuple[str, str] | None]:

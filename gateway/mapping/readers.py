@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.mapping.errors import InputError, Origin
 
@@ -23,6 +23,7 @@ class Table:
     # absent from a record is simply empty, so the header need not list every column
     paths: dict[int, dict[str, str]] | None = None
     record_paths: dict[int, str] | None = None
+    _index: dict[str, int] | None = field(default=None, repr=False, compare=False)   # column -> number
 
     @property
     def strict_columns(self) -> bool:
@@ -31,10 +32,9 @@ class Table:
     def column_number(self, name: str) -> int | None:
         if self.paths is not None:
             return None
-        try:
-            return self.columns.index(name) + 1
-        except ValueError:
-            return None
+        if self._index is None or len(self._index) != len(self.columns):
+            self._index = {c: i + 1 for i, c in reversed(list(enumerate(self.columns)))}
+        return self._index.get(name)
 
     def origin(self, row: int, column: str | None) -> Origin:
         if self.paths is None:

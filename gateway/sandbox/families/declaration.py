@@ -1,4 +1,7 @@
-"""The customs declaration: DecImportResponse, then DEC_RESULT channels (L J P R, or a rule's)."""
+"""The customs declaration: DecImportResponse, then DEC_RESULT channels (L J P R, or a rule's).
+
+Only a declaration submitted to be declared (DecSign/OperType C, or D with transit) goes on to
+customs; a draft (G 暂存) or an upload (A, B, E 上载) is only saved: its import response, no channels."""
 from __future__ import annotations
 
 import time
@@ -29,8 +32,12 @@ def play(p: Play) -> None:
         p.later(sc.import_delay, p.import_name(False),
                 p.reply("DecImportResponse", receipts.import_response(client_seq, "", False, import_error), keys))
         return
+    declared = p.text("OperType") in ("C", "D")
     p.later(sc.import_delay, p.import_name(True),
-            p.reply("DecImportResponse", receipts.import_response(client_seq, seq_no, True, "导入成功"), keys))
+            p.reply("DecImportResponse", receipts.import_response(client_seq, seq_no, True,
+                                                                  "导入成功" if declared else "暂存成功"), keys))
+    if not declared:
+        return
     channels = rule.channels if rule and rule.channels else sc.channels
     entry_id = f"{customs}{year}{'1' if p.text('IEFlag') == 'I' else '0'}{n:09d}"[:18]
     for i, channel in enumerate(channels, start=1):
