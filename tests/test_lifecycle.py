@@ -282,7 +282,7 @@ def test_subscriptions_copy_matching_receipts_and_follow_changes_without_restart
     ws.drop("subs.csv", csv_rows(2, prefix="SUB"))
     wait_for(lambda: {r["state"] for r in ws.status()} == {"closed"} and len(ws.status()) == 2, 30,
              what="both closed")
-    wait_for(lambda: len(list((subs / "by-key").glob("*.xml"))) == 4, 10, what="the key's copies")
+    wait_for(lambda: len(list((subs / "by-key").glob("*.xml"))) == 5, 10, what="the key's copies")
     key_files = sorted(p.name for p in (subs / "by-key").glob("*.xml"))
     assert all(n.startswith("SUB0000000.dec-result.") for n in key_files)
     for name in key_files:  # the same bytes as the outbox copy
