@@ -260,8 +260,9 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
                           message_id=msg.id)
     if outcome:
         for k, v in outcome.keys.items():
-            repo.add_key(msg, k, v)
-            batch.keys[(k, v)] = msg
+            if batch.keys.get((k, v)) is not msg:  # added in this batch already: no second look
+                repo.add_key(msg, k, v)
+                batch.keys[(k, v)] = msg
         if outcome.state and outcome.state != msg.state:
             repo.transition(s, msg, outcome.state, summary)
     msg.last_receipt = f"{parsed.kind}: {summary}"[:300]
