@@ -235,7 +235,7 @@ def test_receipts_are_in_the_store_before_they_leave_the_exchange(ws):
     drain(ws)
     with sa.create_engine(ws.store_url).connect() as c:
         n = c.execute(sa.text("SELECT count(*) FROM receipts")).scalar_one()
-    assert n == 6 and not list((ws.exchange / "from-sw").glob("*.xml"))
+    assert n == 7 and not list((ws.exchange / "from-sw").glob("*.xml"))   # DxpRep, import, 7 L J P R
 
 
 def test_random_kills_under_load_lose_and_duplicate_nothing(tmp_path, pki):
