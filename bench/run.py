@@ -147,7 +147,9 @@ def bench_offered(tmp: Path, keys, rate: float, seconds: float) -> None:
 
 
 def bench_receipts(tmp: Path, keys, n: int) -> None:
-    """Receipts parsed, correlated, stored and routed per second (6 per declaration)."""
+    """Receipts parsed, correlated, stored and routed per second (7 per declaration, the real forms: a
+    DxpRep, the import response in a DxpMsg DECCUSSH1, then statuses 7 L J P R as bare DEC_RESULT in a
+    DxpMsg DECCUS001 found by the unified number the import response gave)."""
     from gateway import pipeline
     from gateway.sandbox import receipts as sb
 
@@ -173,11 +175,11 @@ def bench_receipts(tmp: Path, keys, n: int) -> None:
     for i, (cop, key) in enumerate(msgs):
         seq = f"0900{2026}{i:010d}"
         docs = [sb.dxp_rep("DXPENT0000012345", "0", "ok", TransInfo(cop, "DXPENT0000012345", ["X"], dt.datetime.now(), "D")),
-                sb.wrap("DXPEDCSW00000001", "DXPENT0000012345", "DecImportResponse",
-                        sb.import_response(key, seq, True, "ok"), {"ClientSeqNo": key})]
-        for ch in "LJPR":
-            docs.append(sb.wrap("DXPEDCSW00000001", "DXPENT0000012345", "DEC_DATA",
-                                sb.dec_result(seq, seq, ch, "", "0900", "20261122"), {"ClientSeqNo": key}))
+                sb.wrap("DXPEDCSW00000001", "DXPENT0000012345", "DECCUSSH1",
+                        sb.import_response(key, seq, True, "ok"), {"RetType": "1", "DealFlag": "1"})]
+        for ch in "7LJPR":
+            docs.append(sb.wrap("DXPEDCSW00000001", "DXPENT0000012345", "DECCUS001",
+                                sb.dec_result(seq, "" if ch == "7" else seq, ch, "", "0900", "20261122"), {}))
         for j, d in enumerate(docs):
             (inbox / f"r{i:06d}-{j}.xml").write_bytes(d)
             count += 1

@@ -52,7 +52,7 @@ def summary(cert: bytes) -> CertSummary:
     tbs = c["tbs_certificate"]
     validity = tbs["validity"]
     return CertSummary(
-        serial_hex=format(c.serial_number, "X"),
+        serial_hex=cert_number(c.serial_number),
         subject=c.subject.human_friendly,
         issuer=c.issuer.human_friendly,
         not_before=validity["not_before"].native,
@@ -142,3 +142,16 @@ def _x509_params(c, ca):
     if isinstance(ca.public_key(), ec.EllipticCurvePublicKey):
         return (ec.ECDSA(hash_cls()),)
     return (padding.PKCS1v15(), hash_cls())
+
+
+def cert_number(serial: int) -> str:
+    """A certificate's number as the card reports it: the serial in lower-case hex, zero-padded
+    to whole bytes (`03000000000cde6f`)."""
+    text = format(serial, "x")
+    return text.zfill(len(text) + len(text) % 2)
+
+
+def same_cert_no(a: str, b: str) -> bool:
+    """Whether two certificate numbers are the same, whatever their case or leading zeros."""
+    a, b = (a or "").strip().lower().lstrip("0"), (b or "").strip().lower().lstrip("0")
+    return a == b

@@ -29,3 +29,23 @@ def raise_alarm(rt, kind: str, message: str, **fields) -> None:
                                          content_type="application/json")
         except TransportError as exc:  # the alarm is in the log and the file either way
             log.warning("alarm not published to its queue", alarm=kind, queue=amqp.alarm_queue, error=str(exc))
+
+
+def raise_once(rt, session, kind: str, key: str, message: str, pending: set | None = None, **fields) -> bool:
+    """Raise alarm `kind` the first time `key` is met (an unknown status code, a receipt root …):
+    the store remembers it (an `alarm-once` event, committed with the caller's work), so every later
+    occurrence is only on the trace. `pending` holds the keys raised in the caller's uncommitted batch.
+    Returns whether the alarm was raised."""
+    from gateway.store import repo
+    from gateway.store.models import Event
+
+    marker = f"{kind}: {key}"[:1000]
+    if pending is not None and marker in pending:
+        return False
+    if session.query(Event.id).filter(Event.kind == "alarm-once", Event.detail == marker).first():
+        return False
+    if pending is not None:
+        pending.add(marker)
+    repo.note(session, None, "alarm-once", marker)
+    raise_alarm(rt, kind, message, key=key, **fields)
+    return True

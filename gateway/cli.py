@@ -417,6 +417,10 @@ from gateway.lifecycle import commands as _lifecycle_commands  # noqa: E402
 
 _lifecycle_commands.register(cli, config_option, _runtime, Exit)
 
+from gateway import tools as _tools  # noqa: E402
+
+_tools.register(cli, Exit)  # swgw receipt, swgw verify
+
 
 def main() -> None:
     try:

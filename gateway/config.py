@@ -67,6 +67,7 @@ class SoftwareSignerConfig(_Model):
     holder: str
     enterprise: str
     generate: bool = False                       # create key + cert from the sandbox CA if missing
+    xmldsig: Literal["chinaport-2022", "ceb-2018"] = "chinaport-2022"   # the envelope signature's URIs
 
 
 class PcscSignerConfig(_Model):
@@ -78,6 +79,7 @@ class PcscSignerConfig(_Model):
     pin: Secret                                  # {env = "…"} or {file = "…"}: never the PIN itself
     holder: str = ""
     enterprise: str                              # the card must be bound to this enterprise
+    xmldsig: Literal["chinaport-2022", "ceb-2018"] = "chinaport-2022"   # the envelope signature's URIs
 
 
 SignerConfig = Annotated[Union[SoftwareSignerConfig, PcscSignerConfig], Field(discriminator="kind")]

@@ -88,7 +88,7 @@ def _sign_one(rt: Runtime, s, msg: Message) -> None:
         data=document, file_name=f"{msg.cop_msg_id}.xml", ic_card=info.media_no,
         biz_keys={dt_.family.key_name: msg.business_key})
     dxp = envelope.wrap(env)
-    signed = signing.sign(dxp, signer, info.cert_no)
+    signed = signing.sign(dxp, signer, info.cert_no, rt.xmldsig_profile(msg.signer))
     errors = rt.dxp_schema.errors(dxp)
     if errors:
         raise envelope.EnvelopeError("envelope does not validate against the DXP schema: "
@@ -158,7 +158,7 @@ def receive_batch(rt: Runtime, limit: int = 200) -> int:
                 if item.meta.get("kind") == "send-failed":
                     store_send_failure(s, name, item)
                     continue
-                store_receipt(rt, s, name, item.name, item.data, batch)
+                store_receipt(rt, s, name, item.name, item.data, batch, hints=answered(item))
                 faults.hit("before-receipt-commit")
             s.commit()
         faults.hit("after-receipt-commit")
@@ -187,13 +187,23 @@ def store_send_failure(s, transport: str, item) -> None:
         msg.last_receipt = "send-failed"
 
 
+def answered(item) -> list[tuple[str, str]]:
+    """The message a transport says this receipt answers: the desktop client names its answers
+    after our OutBox file (`Successed_<CopMsgId>.xml_<timestamp>`), see clientfolder.classify."""
+    if item.meta.get("kind") in ("import-success", "import-failure") and item.meta.get("original"):
+        return [("CopMsgId", item.meta["original"].rsplit("/", 1)[-1].removesuffix(".xml"))]
+    return []
+
+
 class Batch:
-    """What a batch of receipts has added but not yet flushed: their hashes, and the keys
-    they gave messages (an import response's SeqNo finds the status receipts after it)."""
+    """What a batch of receipts has added but not yet flushed: their hashes, the keys
+    they gave messages (an import response's SeqNo finds the status receipts after it), and
+    the alarms raised once."""
 
     def __init__(self):
         self.hashes: set[str] = set()
         self.keys: dict[tuple[str, str], Message] = {}
+        self.alarmed: set[str] = set()
 
     def find(self, parsed) -> Message | None:
         for ref in parsed.refs:
@@ -203,8 +213,12 @@ class Batch:
 
 
 def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
-                  batch: Batch | None = None) -> Receipt | None:
-    """Parse, correlate and record one receipt in session `s` (the caller commits)."""
+                  batch: Batch | None = None, hints: list[tuple[str, str]] = ()) -> Receipt | None:
+    """Parse, correlate and record one receipt in session `s` (the caller commits).
+
+    `hints` are keys the transport knows (the file a desktop-client answer names); they are tried
+    first. A receipt of a root swgw does not know is kept, routed to the unmatched outbox and
+    alarmed once per root; a status code it does not know is kept, on the trace, alarmed once."""
     sha = hashlib.sha256(data).hexdigest()
     batch = Batch() if batch is None else batch
     if sha in batch.hashes or s.query(Receipt.id).filter(Receipt.sha256 == sha).first():
@@ -219,7 +233,12 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
         repo.note(s, None, "receipt-unreadable", f"{remote_name}: {exc}")
         log.warning("unreadable receipt kept", name=remote_name, error=str(exc))
         return rec
-    msg = batch.find(parsed) or correlation.correlate(s, parsed)
+    parsed.refs[:0] = [h for h in hints if h not in parsed.refs]
+    if parsed.kind == "generic":
+        alarms.raise_once(rt, s, "unknown-receipt", f"<{parsed.form}>",
+                          f"a receipt swgw does not know: <{parsed.form}> ({remote_name}); kept and routed to "
+                          f"the unmatched outbox", pending=batch.alarmed, transport=transport, name=remote_name)
+    msg = None if parsed.kind == "generic" else batch.find(parsed) or correlation.correlate(s, parsed)
     rec = Receipt(transport=transport, remote_name=remote_name[:400], sha256=sha, kind=parsed.kind,
                   doc_type=parsed.doc_type or (msg.doc_type if msg else ""), fields=parsed.fields,
                   raw=parsed.payload or data, message_id=msg.id if msg else None)
@@ -230,14 +249,20 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
         log.warning("receipt matches no message; kept", kind=parsed.kind, keys=parsed.refs)
         return rec
     fam = rt.doc_types[msg.doc_type].family if msg.doc_type in rt.doc_types else None
-    outcome = fam.on_receipt(parsed.kind, parsed.fields, msg.state) if fam else None
+    outcome = fam.outcome(parsed.kind, parsed.fields, msg.state) if fam else None
     summary = outcome.summary if outcome else parsed.kind
     rec.summary = summary[:500]
     repo.note(s, msg, "receipt", f"{parsed.kind} {remote_name}: {summary}")
+    if outcome and outcome.unknown:
+        alarms.raise_once(rt, s, "unknown-code", f"{msg.doc_type} {outcome.unknown}",
+                          f"{msg.doc_type} {msg.business_key}: {outcome.unknown} is a code swgw does not know; "
+                          f"the receipt is kept ({remote_name}), the state unchanged", pending=batch.alarmed,
+                          message_id=msg.id)
     if outcome:
         for k, v in outcome.keys.items():
-            repo.add_key(msg, k, v)
-            batch.keys[(k, v)] = msg
+            if batch.keys.get((k, v)) is not msg:  # added in this batch already: no second look
+                repo.add_key(msg, k, v)
+                batch.keys[(k, v)] = msg
         if outcome.state and outcome.state != msg.state:
             repo.transition(s, msg, outcome.state, summary)
     msg.last_receipt = f"{parsed.kind}: {summary}"[:300]

@@ -108,6 +108,10 @@ class Runtime:
     def media_no(self, signer_name: str) -> str:
         return self.signer_configs[signer_name].media_no
 
+    def xmldsig_profile(self, signer_name: str) -> str:
+        """Which XML-DSig form the signer writes (signing.PROFILES): chinaport 2022/04 by default."""
+        return getattr(self.signer_configs.get(signer_name), "xmldsig", "chinaport-2022")
+
     # -- signers ------------------------------------------------------------------
     def signer(self, name: str) -> Signer:
         with self._lock:

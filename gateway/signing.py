@@ -1,13 +1,25 @@
-"""Enveloped XML-DSig over the DxpMsg, per the official DXP/CEB rule.
+"""Enveloped XML-DSig over the DxpMsg (or a business message), per the official DXP/CEB rule.
 
-Inclusive C14N, Reference URI="", the enveloped-signature transform, KeyInfo with
-KeyName (certificate number) and X509Certificate. Algorithm URIs: the chinaport
-2022/04 SM2-SM3 pair by default, RSA-SHA1 (and ECDSA-SHA256) for legacy cards.
-The private key stays behind the Signer; this module only hashes and assembles.
+Inclusive C14N, Reference URI="", the enveloped-signature transform, KeyInfo with KeyName
+(certificate number) and X509Certificate. The private key stays behind the Signer; this module
+only hashes and assembles.
+
+Produced (`profile`, a signer's `xmldsig` setting):
+- `chinaport-2022` (default): SignatureMethod `http://www.chinaport.gov.cn/2022/04/xmldsig#sm2-sm3`,
+  DigestMethod `…/2022/04/xmldsig#sm3`, the digest SM3;
+- `ceb-2018`: the form the widely used open-source card-signing service (chinaport-data-signature)
+  and CEB messages carry: SignatureMethod `http://www.w3.org/2000/09/xmldsig#sm2-sm3` with
+  DigestMethod `http://www.w3.org/2000/09/xmldsig#sha1`, the digest SHA-1.
+RSA-SHA1 (and ECDSA-SHA256) cards sign the same in both.
+
+Verified: every variant in use. The signature algorithm comes from SignatureMethod and the digest
+algorithm from DigestMethod (never one from the other); CanonicalizationMethod inclusive C14N with
+or without comments.
 """
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
@@ -20,14 +32,43 @@ from card.signer import ECDSA_SHA256, RSA_SHA1, SM2_SM3, Signer
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 _S = f"{{{DS_NS}}}"
 C14N = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+C14N_COMMENTS = C14N + "#WithComments"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 
-URIS = {
-    SM2_SM3: ("http://www.chinaport.gov.cn/2022/04/xmldsig#sm2-sm3", "http://www.chinaport.gov.cn/2022/04/xmldsig#sm3"),
-    RSA_SHA1: ("http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2000/09/xmldsig#sha1"),
-    ECDSA_SHA256: ("http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256", "http://www.w3.org/2001/04/xmlenc#sha256"),
+CHINAPORT_SM2_SM3 = "http://www.chinaport.gov.cn/2022/04/xmldsig#sm2-sm3"
+CHINAPORT_SM3 = "http://www.chinaport.gov.cn/2022/04/xmldsig#sm3"
+W3_SM2_SM3 = "http://www.w3.org/2000/09/xmldsig#sm2-sm3"
+W3_RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+W3_ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+W3_SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
+W3_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+
+# SignatureMethod -> the card's algorithm
+SIGNATURE_METHODS = {
+    CHINAPORT_SM2_SM3: SM2_SM3,
+    W3_SM2_SM3: SM2_SM3,
+    W3_RSA_SHA1: RSA_SHA1,
+    W3_ECDSA_SHA256: ECDSA_SHA256,
 }
-BY_SIGNATURE_URI = {sig: algo for algo, (sig, _) in URIS.items()}
+# DigestMethod -> hash
+DIGEST_METHODS = {
+    CHINAPORT_SM3: "sm3",
+    "http://www.w3.org/2000/09/xmldsig#sm3": "sm3",
+    "http://www.w3.org/2001/04/xmldsig-more#sm3": "sm3",
+    W3_SHA1: "sha1",
+    W3_SHA256: "sha256",
+}
+C14N_METHODS = {C14N: False, C14N_COMMENTS: True}   # -> with comments
+
+PROFILES = ("chinaport-2022", "ceb-2018")
+# (profile, card algorithm) -> (SignatureMethod, DigestMethod)
+_PRODUCE = {
+    ("chinaport-2022", SM2_SM3): (CHINAPORT_SM2_SM3, CHINAPORT_SM3),
+    ("ceb-2018", SM2_SM3): (W3_SM2_SM3, W3_SHA1),
+}
+_PRODUCE_ANY = {RSA_SHA1: (W3_RSA_SHA1, W3_SHA1), ECDSA_SHA256: (W3_ECDSA_SHA256, W3_SHA256)}
+# kept for callers that looked the pair up by algorithm
+URIS = {SM2_SM3: _PRODUCE[("chinaport-2022", SM2_SM3)], **_PRODUCE_ANY}
 
 
 class SignatureError(Exception):
@@ -38,18 +79,21 @@ class SignatureError(Exception):
         self.code = code   # DxpRep code: 1001 bad signature, 1004 signature/data mismatch
 
 
-def digest(algorithm: str, data: bytes) -> bytes:
-    if algorithm == SM2_SM3:
+def hash_bytes(name: str, data: bytes) -> bytes:
+    if name == "sm3":
         h = hashes.Hash(hashes.SM3())
         h.update(data)
         return h.finalize()
-    if algorithm == RSA_SHA1:
-        return hashlib.sha1(data).digest()
-    return hashlib.sha256(data).digest()
+    return hashlib.new(name, data).digest()
 
 
-def c14n(elem) -> bytes:
-    return etree.tostring(elem, method="c14n", exclusive=False, with_comments=False)
+def digest(algorithm: str, data: bytes) -> bytes:
+    """The digest the chinaport 2022/04 form pairs with a card algorithm (SM3 for SM2 …)."""
+    return hash_bytes({SM2_SM3: "sm3", RSA_SHA1: "sha1"}.get(algorithm, "sha256"), data)
+
+
+def c14n(elem, with_comments: bool = False) -> bytes:
+    return etree.tostring(elem, method="c14n", exclusive=False, with_comments=with_comments)
 
 
 def _sub(parent, name, text=None, **attrs):
@@ -59,11 +103,17 @@ def _sub(parent, name, text=None, **attrs):
     return elem
 
 
-def sign(root: etree._Element, signer: Signer, cert_no: str) -> bytes:
+def methods(algorithm: str, profile: str = "chinaport-2022") -> tuple[str, str]:
+    """(SignatureMethod, DigestMethod) a signer with `algorithm` writes under `profile`."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown XML-DSig profile {profile!r} (known: {', '.join(PROFILES)})")
+    return _PRODUCE.get((profile, algorithm)) or _PRODUCE_ANY[algorithm]
+
+
+def sign(root: etree._Element, signer: Signer, cert_no: str, profile: str = "chinaport-2022") -> bytes:
     """Sign `root` (a DxpMsg without Signature) in place; return the serialized envelope."""
-    algorithm = signer.algorithm
-    sig_uri, digest_uri = URIS[algorithm]
-    digest_value = base64.b64encode(digest(algorithm, c14n(root))).decode()
+    sig_uri, digest_uri = methods(signer.algorithm, profile)
+    digest_value = base64.b64encode(hash_bytes(DIGEST_METHODS[digest_uri], c14n(root))).decode()
     signature = _sub(root, "Signature")
     signed_info = _sub(signature, "SignedInfo")
     _sub(signed_info, "CanonicalizationMethod", Algorithm=C14N)
@@ -85,6 +135,17 @@ class Verified:
     algorithm: str
     cert_no: str
     certificate: bytes
+    signature_method: str = ""
+    digest_method: str = ""
+    c14n_method: str = ""
+
+
+def _find_signature(root):
+    """The enveloped ds:Signature: a child of the root (DxpMsg, CEB…Message), else the first one."""
+    sig = root.find(_S + "Signature")
+    if sig is None:
+        sig = next(root.iter(_S + "Signature"), None)
+    return sig
 
 
 def verify(root: etree._Element) -> Verified:
@@ -93,33 +154,122 @@ def verify(root: etree._Element) -> Verified:
     Whether that certificate is trusted is the caller's decision (`Verified.certificate`).
     Leaves `root` unchanged.
     """
-    signature = root.find(_S + "Signature")
+    signature = _find_signature(root)
     if signature is None:
         raise SignatureError("the message is not signed (no ds:Signature)")
     signed_info = signature.find(_S + "SignedInfo")
     try:
+        c14n_uri = signed_info.find(_S + "CanonicalizationMethod").get("Algorithm")
         method = signed_info.find(_S + "SignatureMethod").get("Algorithm")
-        digest_value = base64.b64decode(signed_info.find(f"{_S}Reference/{_S}DigestValue").text or "")
-        sig_value = base64.b64decode(signature.find(_S + "SignatureValue").text or "")
-        cert = base64.b64decode(signature.find(f"{_S}KeyInfo/{_S}X509Data/{_S}X509Certificate").text or "")
+        reference = signed_info.find(_S + "Reference")
+        digest_uri = reference.find(_S + "DigestMethod").get("Algorithm")
+        digest_value = base64.b64decode(reference.findtext(_S + "DigestValue") or "", validate=True)
+        sig_value = base64.b64decode("".join((signature.findtext(_S + "SignatureValue") or "").split()),
+                                     validate=True)
+        cert = base64.b64decode("".join((signature.findtext(
+            f"{_S}KeyInfo/{_S}X509Data/{_S}X509Certificate") or "").split()), validate=True)
         cert_no = (signature.findtext(f"{_S}KeyInfo/{_S}KeyName") or "").strip()
     except (AttributeError, ValueError):
         raise SignatureError("the ds:Signature is incomplete or not base64") from None
-    algorithm = BY_SIGNATURE_URI.get(method)
+    algorithm = SIGNATURE_METHODS.get(method)
     if algorithm is None:
         raise SignatureError(f"unsupported signature method {method}")
+    hash_name = DIGEST_METHODS.get(digest_uri)
+    if hash_name is None:
+        raise SignatureError(f"unsupported digest method {digest_uri}")
+    if c14n_uri not in C14N_METHODS:
+        raise SignatureError(f"unsupported canonicalization {c14n_uri} (inclusive C14N 1.0 is used)")
+    if reference.get("URI", "") != "":
+        raise SignatureError(f"Reference URI {reference.get('URI')!r}: only the whole document (URI=\"\") is signed")
+    for transform in reference.iter(_S + "Transform"):
+        if transform.get("Algorithm") not in (ENVELOPED, *C14N_METHODS):
+            raise SignatureError(f"unsupported transform {transform.get('Algorithm')}")
+    if not cert:
+        raise SignatureError("KeyInfo carries no X509Certificate")
+    with_comments = C14N_METHODS[c14n_uri]
     try:
-        crypto.verify(algorithm, cert, c14n(signed_info), sig_value)
+        crypto.verify(algorithm, cert, c14n(signed_info, with_comments), sig_value)
     except crypto.InvalidSignature:
         raise SignatureError("the signature does not verify with the certificate in KeyInfo") from None
     except Exception as exc:  # unreadable certificate
         raise SignatureError(f"the certificate in KeyInfo cannot be read: {type(exc).__name__}") from None
-    parent_index = list(root).index(signature)
-    root.remove(signature)
+    parent = signature.getparent()
+    index = list(parent).index(signature)
+    tail = signature.tail
+    parent.remove(signature)
     try:
-        actual = digest(algorithm, c14n(root))
+        actual = hash_bytes(hash_name, c14n(root, with_comments))
     finally:
-        root.insert(parent_index, signature)
+        parent.insert(index, signature)
+        signature.tail = tail
     if actual != digest_value:
         raise SignatureError("the signed data was changed after signing (digest mismatch)", code="1004")
-    return Verified(algorithm, cert_no, cert)
+    return Verified(algorithm, cert_no, cert, method, digest_uri, c14n_uri)
+
+
+# -- swgw verify ----------------------------------------------------------------------------
+def inspect(data: bytes) -> dict:
+    """What `swgw verify` reports about one file: methods, digest, signature, certificate."""
+    from gateway import xmlsafe
+
+    report: dict = {"verified": False, "reason": "", "root": ""}
+    try:
+        root = xmlsafe.parse(data)
+    except xmlsafe.UnsafeXml as exc:
+        report["reason"] = str(exc)
+        return report
+    report["root"] = etree.QName(root).localname
+    signature = _find_signature(root)
+    if signature is not None:
+        si = signature.find(_S + "SignedInfo")
+        if si is not None:
+            report["c14n_method"] = si.find(_S + "CanonicalizationMethod").get("Algorithm") \
+                if si.find(_S + "CanonicalizationMethod") is not None else ""
+            report["signature_method"] = si.find(_S + "SignatureMethod").get("Algorithm") \
+                if si.find(_S + "SignatureMethod") is not None else ""
+            dm = si.find(f"{_S}Reference/{_S}DigestMethod")
+            report["digest_method"] = dm.get("Algorithm") if dm is not None else ""
+        report["key_name"] = (signature.findtext(f"{_S}KeyInfo/{_S}KeyName") or "").strip()
+        cert_text = "".join((signature.findtext(f"{_S}KeyInfo/{_S}X509Data/{_S}X509Certificate") or "").split())
+        if cert_text:
+            try:
+                report["certificate"] = _certificate(base64.b64decode(cert_text), report["key_name"])
+            except Exception as exc:  # not a certificate: verify() names it below
+                report["certificate"] = {"error": f"cannot be read: {type(exc).__name__}"}
+    try:
+        verified = verify(root)
+    except SignatureError as exc:
+        report["reason"] = str(exc)
+        return report
+    report["verified"] = True
+    report["algorithm"] = verified.algorithm
+    return report
+
+
+def _certificate(der: bytes, key_name: str) -> dict:
+    c = crypto.summary(der)
+    now = dt.datetime.now(dt.timezone.utc)
+    return {"subject": c.subject, "issuer": c.issuer, "serial": c.serial_hex,
+            "not_before": c.not_before.isoformat(), "not_after": c.not_after.isoformat(),
+            "valid_now": c.not_before <= now <= c.not_after, "key_algorithm": c.key_algorithm,
+            "key_name_matches": crypto.same_cert_no(key_name, c.serial_hex) if key_name else None}
+
+
+def render(report: dict) -> str:
+    lines = [f"{'VERIFIED' if report['verified'] else 'NOT VERIFIED'}  <{report.get('root', '')}>"
+             + ("" if report["verified"] else f": {report['reason']}")]
+    for label, key in (("canonicalization", "c14n_method"), ("signature method", "signature_method"),
+                       ("digest method", "digest_method"), ("key name", "key_name")):
+        if report.get(key):
+            lines.append(f"  {label + ':':<19} {report[key]}")
+    cert = report.get("certificate") or {}
+    if cert.get("error"):
+        lines.append(f"  certificate:        {cert['error']}")
+    elif cert:
+        lines.append(f"  certificate:        {cert['subject']}")
+        lines.append(f"  issuer:             {cert['issuer']}")
+        lines.append(f"  serial:             {cert['serial']}"
+                     + ("" if cert["key_name_matches"] in (None, True) else "  (KeyName differs!)"))
+        lines.append(f"  valid:              {cert['not_before'][:10]} .. {cert['not_after'][:10]}"
+                     + ("" if cert["valid_now"] else "  (NOT valid now)"))
+    return "\n".join(lines)

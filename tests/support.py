@@ -47,7 +47,7 @@ class Workspace:
         self.write_config(**opts)
         self.procs: list[subprocess.Popen] = []
 
-    def write_config(self, stable_seconds=0.3, sandbox_mode="off", poll=0.1, channels='["L", "J", "P", "R"]',
+    def write_config(self, stable_seconds=0.3, sandbox_mode="off", poll=0.1, channels='["7", "L", "J", "P", "R"]',
                      delay=0.05, extra_rules=""):
         self.config.write_text(textwrap.dedent(f"""
             [gateway]

@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 from lxml import etree
 
-from support import DXP_XSD, SAMPLE_CSV, Workspace, csv_rows, drain, postgres_database, wait_for
+from support import DXP_XSD, ROOT, SAMPLE_CSV, Workspace, csv_rows, drain, postgres_database, wait_for
 
 DXP = "{http://www.chinaport.gov.cn/dxp}"
-PER_DECLARATION = {"dxp-rep": 1, "import-response": 1, "dec-result": 4}
+PER_DECLARATION = {"dxp-rep": 1, "import-response": 1, "dec-result": 5}
 
 
 def client_seq_of(envelope_path) -> str:
@@ -67,24 +67,55 @@ def test_reference_export_goes_out_signed_and_receipts_come_back(ws):
     assert rows["DL2026110100001"]["keys"]["SeqNo"].startswith("0900")
     assert len(rows["DL2026110100001"]["keys"]["EntryId"]) == 18
     assert (ws.inbox / ".archive").exists() and not list(ws.inbox.glob("*.csv"))
-    # the outbox channels arrive in the customs order L -> J -> P -> R
-    results = [p for p in sorted(ws.outbox.glob("DL2026110100001.dec-result.*.xml"))]
-    assert [etree.parse(str(p)).findtext(".//CHANNEL") for p in results] == ["L", "J", "P", "R"]
+    # the outbox statuses arrive in the customs order 7 -> L -> J -> P -> R, as the platform sends them:
+    # bare <DEC_RESULT>, CUS_CIQ_NO the unified number the import response gave
+    results = [etree.parse(str(p)).getroot() for p in sorted(ws.outbox.glob("DL2026110100001.dec-result.*.xml"))]
+    assert [r.findtext("CHANNEL") for r in results] == ["7", "L", "J", "P", "R"]
+    assert {r.tag for r in results} == {"DEC_RESULT"}
+    assert {r.findtext("CUS_CIQ_NO") for r in results} == {rows["DL2026110100001"]["keys"]["SeqNo"]}
     trace = ws.swgw("trace", "DL2026110100001", check=True).stdout
     for step in ("received -> prepared", "prepared -> signed", "signed -> sent", "sent -> acknowledged",
+                 "sent -> acknowledged", "imported -> declared", "declared -> customs-accepted",
                  "released -> closed"):
         assert step in trace
 
 
-def test_customs_rejection_reaches_the_outbox_with_its_reason(ws):
+def test_rejection_legacy_receipts_and_unknown_codes_and_roots_are_kept_shown_and_alarmed(ws):
+    """One drain: a customs rejection (E) with its reason; a declaration answered in the legacy DEC_DATA
+    form (GB2312, SEQ_NO) reaches closed; one that gets a CHANNEL swgw does not know (twice) keeps its
+    state, shows the raw code on its trace and raises one alarm; a receipt of an unknown root is kept,
+    routed to the unmatched outbox and alarmed."""
+    ws.write_config(extra_rules="""
+            [[declaration.rules]]
+            when = { ClientSeqNo = "^LEG" }
+            receipt_form = "legacy"
+            [[declaration.rules]]
+            when = { ClientSeqNo = "^UNK" }
+            channels = ["7", "L", "Q9", "Q9", "J", "P", "R"]
+            """)
     ws.start_sandbox()
-    ws.drop("rej.csv", csv_rows(1, prefix="REJ"))
+    ws.drop("mixed.csv", csv_rows(1, prefix="REJ") + csv_rows(1, prefix="LEG").split("\n", 1)[1]
+            + csv_rows(1, prefix="UNK").split("\n", 1)[1])
+    (ws.exchange / "from-sw").mkdir(parents=True, exist_ok=True)
+    unknown_root = ROOT / "tests" / "fixtures" / "receipts" / "generic_unknown.xml"
+    (ws.exchange / "from-sw" / "CusTaxReturn_1.xml").write_bytes(unknown_root.read_bytes())
     drain(ws)
-    (row,) = ws.status()
-    assert row["state"] == "rejected"
-    last = etree.parse(str(sorted(ws.outbox.glob("*.dec-result.*.xml"))[-1]))
+    states = {r["key"]: r["state"] for r in ws.status()}
+    assert states == {"REJ0000000": "rejected", "LEG0000000": "closed", "UNK0000000": "closed"}
+    last = etree.parse(str(sorted(ws.outbox.glob("REJ0000000.dec-result.*.xml"))[-1]))
     assert last.findtext(".//CHANNEL") == "E" and last.findtext(".//NOTE") == "申报要素不全"
     assert "申报要素不全" in ws.swgw("trace", "REJ0000000", check=True).stdout
+    legacy = [etree.parse(str(p)) for p in sorted(ws.outbox.glob("LEG0000000.dec-result.*.xml"))]
+    assert [d.getroot().tag for d in legacy] == ["DEC_DATA"] * 5
+    assert legacy[0].docinfo.encoding.upper() == "GB2312" and legacy[0].findtext(".//SEQ_NO")
+    trace = ws.swgw("trace", "UNK0000000", check=True).stdout
+    # both Q9 receipts, each on its receipt event and in the receipt list; the flow went on past them
+    assert trace.count("CHANNEL 'Q9': a code swgw does not know") == 4 and "concluded -> released" in trace
+    alarms = [json.loads(p.read_text(encoding="utf-8")) for p in (ws.root / "outbox" / "alarms").glob("*.json")]
+    assert sorted(a["kind"] for a in alarms) == ["unknown-code", "unknown-receipt"], alarms
+    assert "'Q9'" in next(a for a in alarms if a["kind"] == "unknown-code")["message"]
+    unmatched = list((ws.root / "outbox" / "unmatched").glob("unmatched.generic.*.xml"))
+    assert len(unmatched) == 1 and unmatched[0].read_bytes() == unknown_root.read_bytes()
 
 
 def test_bad_row_rejects_only_its_declaration_with_a_located_report(ws):
@@ -204,7 +235,7 @@ def test_receipts_are_in_the_store_before_they_leave_the_exchange(ws):
     drain(ws)
     with sa.create_engine(ws.store_url).connect() as c:
         n = c.execute(sa.text("SELECT count(*) FROM receipts")).scalar_one()
-    assert n == 6 and not list((ws.exchange / "from-sw").glob("*.xml"))
+    assert n == 7 and not list((ws.exchange / "from-sw").glob("*.xml"))   # DxpRep, import, 7 L J P R
 
 
 def test_random_kills_under_load_lose_and_duplicate_nothing(tmp_path, pki):

@@ -282,7 +282,7 @@ def test_subscriptions_copy_matching_receipts_and_follow_changes_without_restart
     ws.drop("subs.csv", csv_rows(2, prefix="SUB"))
     wait_for(lambda: {r["state"] for r in ws.status()} == {"closed"} and len(ws.status()) == 2, 30,
              what="both closed")
-    wait_for(lambda: len(list((subs / "by-key").glob("*.xml"))) == 4, 10, what="the key's copies")
+    wait_for(lambda: len(list((subs / "by-key").glob("*.xml"))) == 5, 10, what="the key's copies")
     key_files = sorted(p.name for p in (subs / "by-key").glob("*.xml"))
     assert all(n.startswith("SUB0000000.dec-result.") for n in key_files)
     for name in key_files:  # the same bytes as the outbox copy
@@ -304,7 +304,7 @@ def test_subscriptions_copy_matching_receipts_and_follow_changes_without_restart
     wait_for(lambda: len(ws.status()) == 4 and {r["state"] for r in ws.status()} == {"closed"}, 30,
              what="the later ones closed")
     wait_for(lambda: len(list((subs / "by-ent").glob("*.xml"))) == 4, 10, what="enterprise copies")
-    assert len(list((subs / "by-key").glob("*.xml"))) == 4, "an unsubscribed rule gets nothing more"
+    assert len(list((subs / "by-key").glob("*.xml"))) == 5, "an unsubscribed rule gets nothing more"
     assert not (subs / "late").exists(), "a new key rule matches only its key"
     assert "subscription" in ws.swgw("subscriptions", check=True).stdout
 
@@ -449,7 +449,7 @@ def test_a_subscription_that_cannot_deliver_is_recorded_and_alarmed_the_receipt_
     ws.start_daemon()
     ws.drop("one.csv", csv_rows(1, prefix="BLK"))
     wait_for(lambda: state_of(ws, "BLK0000000") == "closed", 30, what="closed")
-    assert len(ws.outbox_files()) == 6, "every receipt reached the outbox"
+    assert len(ws.outbox_files()) == 7, "every receipt reached the outbox"
     text = trace(ws, "BLK0000000")
     assert "subscription-failed" in text and "not delivered to folder" in text
     (alarm,) = alarms(ws, "subscription-failed")
@@ -472,8 +472,8 @@ def test_a_queue_copy_waits_while_the_broker_is_away_and_goes_after_the_restart(
     daemon = ws.start_daemon(env=ENV)
     ws.drop("one.csv", csv_rows(1, prefix="WAIT"))
     wait_for(lambda: state_of(ws, "WAIT0000000") == "closed", 30, what="closed")
-    assert len(ws.outbox_files()) == 6, "the outbox does not wait for the subscription"
-    wait_for(lambda: trace(ws, "WAIT0000000").count("subscription-waiting") == 4, 10, what="4 copies waiting")
+    assert len(ws.outbox_files()) == 7, "the outbox does not wait for the subscription"
+    wait_for(lambda: trace(ws, "WAIT0000000").count("subscription-waiting") == 5, 10, what="5 copies waiting")
     assert "cannot connect" in trace(ws, "WAIT0000000")
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=15) == 0
@@ -481,8 +481,8 @@ def test_a_queue_copy_waits_while_the_broker_is_away_and_goes_after_the_restart(
     ws.config.write_text(ws.config.read_text().replace("127.0.0.1:1/", "127.0.0.1:5672/"))
     ws.start_daemon(env=ENV)
     got: list = []
-    wait_for(lambda: got.extend(drain_queue(ch, queue)) or len(got) >= 4, 20, what="the 4 waiting copies")
-    assert sorted(p.correlation_id for p, _ in got) == ["WAIT0000000"] * 4
+    wait_for(lambda: got.extend(drain_queue(ch, queue)) or len(got) >= 5, 20, what="the 5 waiting copies")
+    assert sorted(p.correlation_id for p, _ in got) == ["WAIT0000000"] * 5
     assert {p.type for p, _ in got} == {"dec-result"}
     wait_for(lambda: "failed attempt(s))" in trace(ws, "WAIT0000000"), 10, what="delivery recorded")
     engine = sa.create_engine(ws.store_url)

@@ -75,6 +75,7 @@ class ReceiptOutcome:
     summary: str
     keys: dict[str, str] = field(default_factory=dict)
     final: bool = False
+    unknown: str = ""             # a code swgw does not know, e.g. "CHANNEL 'Q9'": kept, shown, alarmed once
 
 
 class DocumentFamily(abc.ABC):
@@ -225,6 +226,18 @@ class DocumentFamily(abc.ABC):
     # -- receipts -----------------------------------------------------------------
     @abc.abstractmethod
     def on_receipt(self, kind: str, fields: dict, current_state: str) -> ReceiptOutcome: ...
+
+    def outcome(self, kind: str, fields: dict, current_state: str) -> ReceiptOutcome:
+        """What a receipt means: the receipts every family shares, then the family's own."""
+        from gateway.store import states
+
+        if kind == "client-failure":  # the desktop client's <Root> failure file for our OutBox file
+            code, info = fields.get("failCode", ""), fields.get("failInfo", "")
+            summary = f"the desktop client failed it: {code} {info}".strip()
+            if current_state in self.final_states:
+                return ReceiptOutcome(None, summary + f" (after {current_state}; state kept)")
+            return ReceiptOutcome(states.FAILED, summary)
+        return self.on_receipt(kind, fields, current_state)
 
     def is_settled(self, state: str) -> bool:
         from gateway.store import states

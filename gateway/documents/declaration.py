@@ -18,29 +18,60 @@ from gateway.mapping.engine import Mapped, Value
 from gateway.mapping.errors import FieldError
 from gateway.store import states
 
-# CHANNEL -> (state, rank). Rank orders the customs flow so a late, older receipt never
-# moves a declaration backwards; rejections end it whatever the rank.
+# The customs status code (DEC_RESULT/CHANNEL) -> (state, rank, meaning). Rank orders the customs
+# flow so a late, older receipt never moves a declaration backwards; rejections and deletions end
+# it whatever the rank. Meanings from public code tables (README "Customs status codes" names them):
+# [A] an e-port data platform's GetStatus API (CHANNEL list), [B] a customs ERP's CusDecStatus
+# enum, [C] a customs front end's receiptStatusParse table, [D] real receipts (7 直接申报成功,
+# K回执). A code not here is kept raw, shown on the trace and alarmed once (on_receipt: unknown).
 CHANNELS = {
-    "L": ("customs-accepted", 6, "海关入库成功"),
-    "G": ("reviewed", 7, "已审核"),
-    "M": ("re-review", 7, "重审"),
-    "Z": ("returned", 7, "退回修改"),
-    "J": ("concluded", 8, "审结"),
-    "T": ("duties-payable", 8, "待缴税"),
-    "K": ("guarantee", 8, "担保放行"),
-    "B": ("guarantee", 8, "担保"),
-    "H": ("suspended", 8, "挂起"),
-    "C": ("inspection", 9, "查验"),
-    "P": ("released", 10, "放行"),
-    "I": ("released", 10, "放行"),
-    "R": ("closed", 11, "结关"),
-    "E": ("rejected", 99, "退单/不受理"),
-    "Y": ("rejected", 99, "申报失败"),
-    "D": ("deleted", 99, "删除"),
-    "A": ("deleted", 99, "删除"),
+    "0": ("imported", 5, "导入成功"),                                   # issue 11 table
+    "S0": ("draft-saved", 5, "暂存成功"),                                # [B]
+    "E0": ("declared", 6, "表格已申报"),                                 # [B]
+    "E1": ("declared", 6, "表格申报成功"),                               # [B]
+    "2": ("declared", 6, "QP接收成功，上载发往数据中心"),                  # [C]
+    "6": ("declared", 6, "QP接收成功，申报发往数据中心"),                  # [C]
+    "3": ("declared", 6, "上载成功"),                                   # [A] [C]
+    "7": ("declared", 6, "申报成功（直接申报成功）"),                     # [A] [B] [C] [D]
+    "L": ("customs-accepted", 7, "海关入库成功（海关已接收）"),           # [A] [B] [C]
+    "M": ("re-review", 8, "报关单重审（海关重新审批）"),                  # [A] [B] [C]
+    "Z": ("returned", 8, "退回修改"),                                   # [B] [C]
+    "H": ("manual-required", 8, "海关挂起，需手工申报"),                  # [A] [B] [C]
+    "V": ("valuation", 8, "报关单转现场验估岗"),                         # [A]
+    "Q": ("valuation", 8, "现场验估岗处理反馈"),                         # [A]
+    "b": ("ciq-review", 8, "已发检验检疫审核"),                          # [B]
+    "G": ("concluded", 9, "报关单已审结（接单交单）"),                    # [A] [B] [C]
+    "J": ("concluded", 9, "通关无纸化审结（审单中心确定办理税费及证件手续）"),  # [A] [B]
+    "W": ("concluded", 9, "海关无纸验放通知（审结）"),                    # [A] [B] [C]
+    "T": ("duties-payable", 9, "需交税费"),                             # [B] [C]
+    "C": ("inspection", 10, "查验通知"),                                # [A] [B] [C]
+    "S": ("inspection", 10, "施检"),                                   # [B] [C]
+    "a": ("ciq-visa", 10, "签证，已被检务收单，领取证单"),                # [B] [C]
+    "K": ("guarantee-released", 11, "通关无纸化担保放行（提货放行）"),     # [A] [B] [C] [D]
+    "B": ("guarantee-released", 11, "担保放行（海关担保验放）"),           # [A] [B] [C]
+    "F": ("released", 11, "放行交单"),                                  # [A] [B] [C]
+    "I": ("released", 11, "海关无纸放行通知（放行）"),                    # [A] [B] [C]
+    "P": ("released", 11, "海关已放行"),                                # [A] [B] [C]
+    "X": ("released", 11, "海关准予进港（保税港区专用）"),                 # [A] [B]
+    "O": ("released", 11, "准予进卡"),                                  # [A]
+    "R": ("closed", 12, "已结关"),                                      # [A] [B] [C]
+    "E": ("rejected", 99, "海关退单/不受理"),                            # [A] [B] [C]
+    "Y": ("rejected", 99, "申报失败（没有申报权限/状态不对）"),           # [A] [B] [C]
+    "1": ("rejected", 99, "导入失败"),                                  # issue 11 table
+    "4": ("rejected", 99, "上载失败"),                                  # [A] [C]
+    "8": ("rejected", 99, "上载成功但未申报（无申报权限，请办理现场授权）"),  # [A] [C]
+    "9": ("rejected", 99, "直接申报时处理失败（请联系数据中心）"),         # [A] [C]
+    "F1": ("rejected", 99, "暂存失败"),                                 # [B]
+    "f0": ("rejected", 99, "客户端错误"),                               # [B]
+    "D": ("deleted", 99, "海关删单（放行后删除）"),                       # [A] [B] [C]
+    "A": ("deleted", 99, "海关放行前删除或异常处理（手工申报通知）"),      # [A] [B]
+    "N": (states.FAILED, 99, "重传文件（平台要求重新发送）"),              # [A] [B] [C]
 }
 RANK = {states.SENT: 3, states.ACKNOWLEDGED: 4, "imported": 5}
-RANK.update({state: rank for state, rank, _ in CHANNELS.values()})
+RANK.update({state: rank for state, rank, _ in CHANNELS.values() if state != states.FAILED})
+FINAL = ("closed", "rejected", "deleted")
+WAITING = tuple(dict.fromkeys(["imported", *(s for s, _, _ in CHANNELS.values()
+                                             if s not in FINAL and s != states.FAILED)]))
 
 # DecSign/OperType of the import format, by [documents.declaration] submit
 SUBMIT = {"declare": "C", "draft": "G", "upload": "A", "upload-transit": "B", "declare-transit": "D",
@@ -73,14 +104,13 @@ class Declaration(DocumentFamily):
     xsd_name = "declaration.xsd"
     key_name = "ClientSeqNo"
     msg_type = "DecMessage"
-    final_states = ("closed", "rejected", "deleted")
+    final_states = FINAL
+    waiting_states = WAITING
     root_attributes = {"version": "3.1"}
     native_key = ("DecSign", "ClientSeqNo")
     native_enterprise = (("DecHead", "TradeCoScc"), ("DecHead", "AgentCodeScc"), ("DecHead", "OwnerCodeScc"),
                          ("DecHead", "CopCodeScc"), ("DecSign", "CopCode"), ("DecHead", "TradeCode"),
                          ("DecHead", "AgentCode"))
-    waiting_states = ("imported", "customs-accepted", "reviewed", "re-review", "returned", "concluded",
-                      "duties-payable", "guarantee", "suspended", "inspection", "released")
 
     submit_modes = SUBMIT
 
@@ -231,16 +261,26 @@ class Declaration(DocumentFamily):
             keys = {}
             if fields.get("ENTRY_ID"):
                 keys["EntryId"] = fields["ENTRY_ID"]
-            if fields.get("CUS_CIQ_NO"):
-                keys["SeqNo"] = fields["CUS_CIQ_NO"]
-            if channel not in CHANNELS:
-                return ReceiptOutcome(None, f"customs status {channel!r} (unknown channel) {fields.get('NOTE', '')}",
-                                      keys)
-            state, _, label = CHANNELS[channel]
+            for name in ("CUS_CIQ_NO", "SEQ_NO"):
+                if fields.get(name):
+                    keys["SeqNo"] = fields[name]
             note = fields.get("NOTE", "")
+            if channel not in CHANNELS:
+                return ReceiptOutcome(None, f"customs status CHANNEL {channel!r}: a code swgw does not know "
+                                      f"(kept as received; state unchanged)" + (f": {note}" if note else ""),
+                                      keys, unknown=f"CHANNEL {channel!r}")
+            state, _, label = CHANNELS[channel]
             summary = f"customs {channel} {label}" + (f": {note}" if note else "")
+            if state == states.FAILED:  # N: the platform asks for the file again (swgw resend)
+                if current_state in FINAL:
+                    return ReceiptOutcome(None, summary + f" (after {current_state}; state kept)", keys)
+                return ReceiptOutcome(states.FAILED, summary + " — resend it (swgw resend)", keys)
             out = self._forward(current_state, state, summary)
-            return ReceiptOutcome(out.state, summary, keys, final=state in self.final_states)
+            return ReceiptOutcome(out.state, out.summary, keys, final=state in self.final_states)
+        if kind == "mod-response":  # 修撤单: the answer to a modification / withdrawal request
+            code = fields.get("ResultCode", "")
+            return ReceiptOutcome(None, f"modification/withdrawal {fields.get('DecModSeqNo', '')} answered "
+                                  f"{code} {fields.get('ResultMessage', '')}".strip())
         if kind == "inspection-order":  # 海关查验指令 for this declaration (found by its 报关单号)
             keys = {k: fields[k] for k in ("InspectionNo", "EntryId") if fields.get(k)}
             summary = (f"customs inspection order {fields.get('InspectionNo', '?')} at customs "

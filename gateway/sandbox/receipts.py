@@ -44,8 +44,9 @@ def import_response(client_seq_no: str, seq_no: str, ok: bool, message: str) -> 
 
 
 def dec_result(seq_no: str, entry_id: str, channel: str, note: str, customs: str, ie_date: str) -> bytes:
-    root = etree.Element("DEC_DATA")
-    res = _el(root, "DEC_RESULT")
+    """The customs status receipt as the platform sends it: a bare <DEC_RESULT> (no namespace),
+    CUS_CIQ_NO the unified number, NOTICE_DATE like 2019-03-14T22:49:37, D_DATE like 20190314."""
+    res = etree.Element("DEC_RESULT")
     now = dt.datetime.now()
     _el(res, "CUS_CIQ_NO", seq_no)
     _el(res, "ENTRY_ID", entry_id)
@@ -55,6 +56,36 @@ def dec_result(seq_no: str, entry_id: str, channel: str, note: str, customs: str
     _el(res, "CUSTOM_MASTER", customs)
     _el(res, "I_E_DATE", ie_date)
     _el(res, "D_DATE", now.strftime("%Y%m%d"))
+    return etree.tostring(res, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+def dec_data(seq_no: str, entry_id: str, channel: str, note: str, customs: str, ie_date: str,
+             trade_co: str = "", bill_no: str = "") -> bytes:
+    """The legacy form (the `legacy` receipt profile): DEC_DATA/DEC_RESULT with SEQ_NO, NOTICE_DATE
+    like 20180208T15032200, DECL_PORT, TRADE_CO, BILL_NO … and a sibling RESULT_INFO, in GB2312."""
+    root = etree.Element("DEC_DATA")
+    res = _el(root, "DEC_RESULT")
+    now = dt.datetime.now()
+    for name, value in (("SEQ_NO", seq_no), ("ENTRY_ID", entry_id),
+                        ("NOTICE_DATE", now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 10000:02d}"),
+                        ("CHANNEL", channel), ("NOTE", note), ("DECL_PORT", customs), ("AGENT_NAME", ""),
+                        ("DECLARE_NO", ""), ("TRADE_CO", trade_co), ("CUSTOMS_FIELD", ""), ("BONDED_NO", ""),
+                        ("I_E_DATE", ie_date), ("PACK_NO", ""), ("BILL_NO", bill_no), ("TRAF_MODE", ""),
+                        ("VOYAGE_NO", ""), ("NET_WT", ""), ("GROSS_WT", ""), ("D_DATE", now.strftime("%Y%m%d"))):
+        _el(res, name, value)
+    _el(root, "RESULT_INFO", note)
+    return etree.tostring(root, xml_declaration=True, encoding="GB2312")
+
+
+def client_failure(code: str, info: str) -> bytes:
+    """The desktop client's own failure file (it could not sign or send what we gave it)."""
+    root = etree.Element("Root")
+    flag = _el(root, "resultFlag")
+    _el(flag, "Type", "1")
+    _el(flag, "Value", "11")
+    _el(root, "failCode", code).set("version", "1")
+    _el(root, "failInfo", info)
+    _el(root, "retData", "")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 

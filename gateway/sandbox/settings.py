@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,10 +22,16 @@ class Rule(_Model):
     channels: list[str] | None = None        # DEC_RESULT channels to play
     note: str = ""                           # NOTE on the last status
     silent: bool = False                     # accept, then never answer (overdue tests)
+    client_failure: str | None = None        # as the desktop client: fail it with this "<failCode> <failInfo>"
+    receipt_form: Literal["dec-result", "legacy"] | None = None   # this document's status receipt form
 
 
 class DeclarationScenario(_Model):
-    channels: list[str] = Field(default_factory=lambda: ["L", "J", "P", "R"])
+    # the real first statuses: 7 申报成功, L 入库成功, then J 审结, P 放行, R 结关
+    channels: list[str] = Field(default_factory=lambda: ["7", "L", "J", "P", "R"])
+    # how status receipts are written: the bare <DEC_RESULT> the platform sends today, or the
+    # legacy DEC_DATA/DEC_RESULT form (GB2312, SEQ_NO) some older channels still deliver
+    receipt_form: Literal["dec-result", "legacy"] = "dec-result"
     import_delay: float = 0.2
     delay: float = 0.3                       # between status receipts
     rules: list[Rule] = Field(default_factory=list)

@@ -3,7 +3,9 @@
 Outbound path: received -> prepared -> signed -> sent -> acknowledged -> <business>.
 Off-path: invalid (local mapping/validation failed), failed (transmit gave up),
 rejected (platform or authority said no). Business states per family come from
-the document family (e.g. declaration: customs-accepted, concluded, released, closed).
+the document family: the declaration's from its customs status codes (CHANNEL -> state in
+gateway/documents/declaration.py, e.g. 7 declared, L customs-accepted, J concluded, P released,
+R closed; the whole table in the README); an unknown code leaves the state and is alarmed.
 """
 from __future__ import annotations
 

@@ -42,6 +42,7 @@ skipped) and sizes are bounded by `max_bytes`.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -51,12 +52,36 @@ from gateway.transports.base import Check, Incoming, Outgoing, Transport, Transp
 BOXES = ("OutBox", "SentBox", "FailBox", "InBox")
 
 
+# the client's timestamp on an answer's name: 202408191442314383412 (date, time, fraction)
+_STAMP = re.compile(r"_(\d{14,})(?=(\.[A-Za-z]+)?$)")
+
+
 def classify(name: str) -> tuple[str, str]:
-    """(kind, original file name) of an InBox file name."""
+    """(kind, original file name) of an InBox file name. The client names its answers after the
+    OutBox file they answer: `Successed_<file>` / `Failed_<file>`, usually with its timestamp
+    appended (`Successed_<file>_202408191442314383412`, before or after the file's extension)."""
     for prefix, kind in (("Successed_", "import-success"), ("Failed_", "import-failure")):
         if name.startswith(prefix):
-            return kind, name[len(prefix):]
+            rest = name[len(prefix):]
+            m = _STAMP.search(rest)
+            if m:
+                rest = rest[:m.start()] + rest[m.end(1):]
+            return kind, rest
     return "receipt", name
+
+
+def find_module(imp_path: Path, module: str) -> str:
+    """The module folder as it is spelled on disk: the client writes `DecCus001` on one machine
+    and `Deccus001` on another, so the configured name is matched without regard to case."""
+    if (Path(imp_path) / module).is_dir():
+        return module
+    try:
+        for entry in os.scandir(imp_path):
+            if entry.is_dir(follow_symlinks=False) and entry.name.lower() == module.lower():
+                return entry.name
+    except OSError:
+        pass
+    return module
 
 
 class ClientFolderTransport(Transport):
@@ -71,9 +96,9 @@ class ClientFolderTransport(Transport):
             raise ValueError(f"bad client module name {module!r} (e.g. DecCus001)")
         self.name = name
         self.imp_path = Path(imp_path)
-        self.module = module
+        self.module = find_module(self.imp_path, module)
         self.role = role
-        self.root = self.imp_path / module
+        self.root = self.imp_path / self.module
         self.box = {b: self.root / b for b in BOXES}
         self.staging = self.root / ".swgw-staging"
         self.processed = Path(processed_dir) if processed_dir else self.box["InBox"] / ".processed"

@@ -121,3 +121,12 @@ def test_classify():
     assert classify("Successed_A.xml") == ("import-success", "A.xml")
     assert classify("Failed_A.xml") == ("import-failure", "A.xml")
     assert classify("A.xml") == ("receipt", "A.xml")
+
+
+def test_client_answers_name_the_file_they_answer_with_or_without_the_timestamp():
+    from gateway.transports.clientfolder import classify
+
+    assert classify("Successed_6f1c2b.xml_202408191442314383412") == ("import-success", "6f1c2b.xml")
+    assert classify("Failed_6f1c2b_202408191442314383412.xml") == ("import-failure", "6f1c2b.xml")
+    assert classify("Successed_6f1c2b.xml") == ("import-success", "6f1c2b.xml")
+    assert classify("Receipt_6f1c2b_2_7.xml") == ("receipt", "Receipt_6f1c2b_2_7.xml")

@@ -50,4 +50,7 @@ def test_sshd_stopped_mid_batch_every_declaration_arrives_once(sshd, tmp_path, p
     assert sorted(keys) == [f"SFT{i:07d}" for i in range(30)], "each declaration arrived exactly once"
     assert {p.stem for p in ws.received_envelopes()} == {r["cop_msg_id"] for r in statuses}
     assert not [p for p in to_sw.iterdir()] and not [p for p in from_sw.iterdir()], "nothing stuck on the server"
-    assert len(list(ws.outbox.glob("*.xml"))) == 30 * 6
+    assert len(list(ws.outbox.glob("*.xml"))) == 30 * 7   # DxpRep, import response, statuses 7 L J P R
+    # the statuses as the platform sends them: bare <DEC_RESULT>, the first one 7 (申报成功)
+    first = etree.parse(str(sorted(ws.outbox.glob("SFT0000000.dec-result.*.xml"))[0])).getroot()
+    assert (first.tag, first.findtext("CHANNEL")) == ("DEC_RESULT", "7")
