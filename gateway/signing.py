@@ -59,12 +59,16 @@ def _sub(parent, name, text=None, **attrs):
     return elem
 
 
-def sign(root: etree._Element, signer: Signer, cert_no: str) -> bytes:
-    """Sign `root` (a DxpMsg without Signature) in place; return the serialized envelope."""
+def sign(root: etree._Element, signer: Signer, cert_no: str, parent: etree._Element | None = None) -> bytes:
+    """Sign `root` (a DxpMsg without Signature) in place; return the serialized envelope.
+
+    The ds:Signature goes last into `parent` (default: `root` itself); with the enveloped
+    transform the reference is still the whole of `root` without the Signature, so a
+    document-level signature (the MOFCOM key's in LicenseSign) is the same form."""
     algorithm = signer.algorithm
     sig_uri, digest_uri = URIS[algorithm]
     digest_value = base64.b64encode(digest(algorithm, c14n(root))).decode()
-    signature = _sub(root, "Signature")
+    signature = _sub(root if parent is None else parent, "Signature")
     signed_info = _sub(signature, "SignedInfo")
     _sub(signed_info, "CanonicalizationMethod", Algorithm=C14N)
     _sub(signed_info, "SignatureMethod", Algorithm=sig_uri)
@@ -87,13 +91,15 @@ class Verified:
     certificate: bytes
 
 
-def verify(root: etree._Element) -> Verified:
-    """Check the enveloped signature of `root` against the certificate it carries.
+def verify(root: etree._Element, parent: etree._Element | None = None) -> Verified:
+    """Check the enveloped signature of `root` (the ds:Signature in `parent`, default `root`)
+    against the certificate it carries.
 
     Whether that certificate is trusted is the caller's decision (`Verified.certificate`).
     Leaves `root` unchanged.
     """
-    signature = root.find(_S + "Signature")
+    holder = root if parent is None else parent
+    signature = holder.find(_S + "Signature")
     if signature is None:
         raise SignatureError("the message is not signed (no ds:Signature)")
     signed_info = signature.find(_S + "SignedInfo")
@@ -114,12 +120,12 @@ def verify(root: etree._Element) -> Verified:
         raise SignatureError("the signature does not verify with the certificate in KeyInfo") from None
     except Exception as exc:  # unreadable certificate
         raise SignatureError(f"the certificate in KeyInfo cannot be read: {type(exc).__name__}") from None
-    parent_index = list(root).index(signature)
-    root.remove(signature)
+    parent_index = list(holder).index(signature)
+    holder.remove(signature)
     try:
         actual = digest(algorithm, c14n(root))
     finally:
-        root.insert(parent_index, signature)
+        holder.insert(parent_index, signature)
     if actual != digest_value:
         raise SignatureError("the signed data was changed after signing (digest mismatch)", code="1004")
     return Verified(algorithm, cert_no, cert)

@@ -53,6 +53,7 @@ class ReceiptOutcome:
     summary: str
     keys: dict[str, str] = field(default_factory=dict)
     final: bool = False
+    unknown: bool = False         # a status word swgw does not know: stored, shown raw, alarmed
 
 
 class DocumentFamily(abc.ABC):
@@ -136,6 +137,10 @@ class DocumentFamily(abc.ABC):
         return None
 
     # -- receipts -----------------------------------------------------------------
+    def receipt_context(self, document: bytes | None) -> dict:
+        """What the sent document itself adds to its receipts' fields (keys start with _)."""
+        return {}
+
     @abc.abstractmethod
     def on_receipt(self, kind: str, fields: dict, current_state: str) -> ReceiptOutcome: ...
 

@@ -16,6 +16,10 @@ of the document the fields and where each comes from:
     per = "row"
     fields.CodeTS = { column = "hs_code", pattern = '^\\d{10}$', message = "HS code must be 10 digits" }
 
+Section options besides `per`: `skip_if_empty` (a row without that field adds no record),
+`dedupe_by` (one record per distinct value of those fields), `optional = true` (the section's
+columns may be missing from a file's header: the reference exports without them still map).
+
 Non-CSV formats take reader options in a [reader] table (JSON/XML: records, rows; see
 readers_tree.py); their columns are flattened paths such as `lines.qty` or `Goods/Item/HsCode`.
 
@@ -73,6 +77,7 @@ class SectionSpec:
     fields: list[FieldSpec]
     dedupe_by: list[str] = field(default_factory=list)
     skip_if_empty: str | None = None
+    optional: bool = False            # its columns may be absent from a file's header (then: empty)
 
 
 @dataclass
@@ -146,7 +151,7 @@ class Mapping:
                                            f"{sname}")
                 fields.append(_field_spec(path, sname, fname, fraw))
             sections.append(SectionSpec(sname, per, fields, list(sraw.get("dedupe_by", [])),
-                                        sraw.get("skip_if_empty")))
+                                        sraw.get("skip_if_empty"), bool(sraw.get("optional", False))))
         codes = CodeTables(Path(codes_dir) if codes_dir else Path(path).parent / "codes")
         m = cls(Path(path), need("document"), fmt, need("group_by"), raw.get("enterprise"), sections, codes,
                 raw.get("delimiter", ","), reader)
@@ -170,7 +175,7 @@ class Mapping:
         return readers.READERS[self.format](data, encoding=encoding, **options)
 
     def apply(self, table: readers.Table) -> list[Mapped]:
-        needed = {f.column for s in self.sections for f in s.fields if f.column} | {self.group_by}
+        needed = {f.column for s in self.sections if not s.optional for f in s.fields if f.column} | {self.group_by}
         if self.enterprise:
             needed.add(self.enterprise)
         missing = sorted(c for c in needed if c not in table.columns) if table.strict_columns else []
