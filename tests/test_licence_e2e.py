@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 
 from card import crypto
-from support import ROOT, SHARED, Workspace, drain
+from support import ROOT, SHARED, Workspace, drain, import_declaration
 
 DXP = "{http://www.chinaport.gov.cn/dxp}"
 LIC = "{urn:swgw:licence}"
@@ -319,3 +319,41 @@ def test_an_unknown_status_word_is_stored_shown_raw_and_alarmed(ws):
     assert "审核退回待补正" in alarm["message"]
     assert [p for p in ws.outbox_of("auto-import-license").glob("UNK2026000001.licence-approval.*.xml")
             if "审核退回待补正" in p.read_text(encoding="utf-8")], "routed to the outbox as it came"
+
+
+def test_a_declaration_waiting_for_a_licence_that_fails_at_customs_fails_with_that_reason(tmp_path, pki):
+    ws = Workspace(tmp_path, pki, families=["auto-import-license"])
+    sb = ws.sandbox_config.read_text()
+    ws.sandbox_config.write_text(sb + '\n[[auto-import-license.rules]]\nwhen = { ImportContractNo = "^CFAIL" }\n'
+                                      'customs = ["暂未到达海关", "海关入库失败"]\nopinion = "许可证电子数据与海关备案不符"\n')
+    try:
+        ws.start_sandbox()
+        ws.drop("import.csv", import_declaration("CFDEC0001", "CF2026000001"))
+        ws.drop_to("auto-import-license", "soy.xml", soybean("CF2026000001", "CFAIL-1"))
+        drain(ws)
+    finally:
+        ws.stop_all()
+    rows = by_key(ws)
+    assert rows["CF2026000001"]["state"] == "customs-failed"
+    assert rows["CFDEC0001"]["state"] == "failed", rows["CFDEC0001"]
+    trace = ws.swgw("trace", "CFDEC0001", check=True).stdout
+    assert "awaiting-licence -> failed" in trace and "海关入库失败" in trace and "许可证电子数据与海关备案不符" in trace
+    assert [d.tag for d in business_documents(ws)] == [f"{LIC}AutoImportLicenseMessage"], "the declaration never went"
+
+
+def test_bulk_goods_need_the_bulk_contract_number_and_remarks_are_short(ws):
+    text = soybean().replace("<BulkContractNo>DZ2026021000123</BulkContractNo>", "").replace(
+        "<Remark>压榨用大豆，分两批到港</Remark>", "<Remark>" + "压榨" * 17 + "</Remark>")
+    path = ws.root / "bad.xml"
+    path.write_text(text, encoding="utf-8")
+    out = ws.swgw("map", "--dry-run", "--type", "auto-import-license", str(path)).stdout
+    assert "LicenseHead/BulkContractNo" in out and "大宗合同许可证申领号" in out and "1201901000" in out, out
+    assert "LicenseHead/Remark" in out and "32" in out, out
+
+
+def test_card_info_and_doctor_show_the_operator_card_and_the_mofcom_key(ws):
+    info = ws.swgw("card", "info", check=True).stdout
+    assert "role:        operator card of 王丹 (91210200MA0QC8N67X)" in info
+    assert "role:        MOFCOM key of 91210200MA0QC8N67X (商务部电子钥匙, bound to 2102776367555)" in info
+    doctor = ws.swgw("doctor").stdout
+    assert "signer mofcom: card MOFCOM0000001" in doctor and "MOFCOM key of" in doctor, doctor

@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from card import crypto, testbed
-from support import ROOT, SAMPLE_CSV, Workspace, drain
+from support import ROOT, Workspace, drain, import_declaration
 
 MOFCOM_CODE = "2102776367555"
 PIN = b"135790"
@@ -54,18 +54,6 @@ def key_workspace(tmp_path, pki, spec, pin_path: str, filings=("me", "agri")) ->
 def soybean(apply_no: str) -> str:
     text = (ROOT / "samples" / "auto-import-license.xml").read_text(encoding="utf-8")
     return text.replace("AI2026000201", apply_no)
-
-
-def import_declaration(client_seq: str, licence_ref: str) -> str:
-    """The reference declaration layout, as an import of soybeans naming the licence (7)."""
-    lines = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()
-    cols = lines[0].split(",")
-    row = dict(zip(cols, lines[1].split(",")))
-    row.update(client_seq_no=client_seq, ie_flag="I", item_no="1", hs_code="1201901000", goods_name="黄大豆",
-               goods_model="非转基因", qty="150000", unit="035", first_qty="150000", first_unit="035",
-               unit_price="0.52", total="78000", origin_country="BRA", dest_country="CHN")
-    header = cols + ["licence_code", "licence_no"]
-    return ",".join(header) + "\n" + ",".join([row[c] for c in cols] + ["7", licence_ref]) + "\n"
 
 
 def documents(ws) -> dict[str, etree._Element]:
