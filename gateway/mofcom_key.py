@@ -9,7 +9,7 @@ a refused PIN: the application fails before anything is sent. A refused PIN is n
 """
 from __future__ import annotations
 
-from card.signer import PinError, SignerError
+from card.signer import CardMismatch, PinError, SignerError
 from gateway.config import Enterprise
 
 
@@ -40,7 +40,10 @@ def sign(rt, root, ent: Enterprise, family, sign_date: str) -> str:
         raise MofcomKeyError(f"MOFCOM key {name} is halted after a refused PIN ({rt.halted_keys[name]}); "
                              f"fix its PIN source and restart swgw, then resend")
     signer = rt.signer(name)
-    info = signer.info()          # CardAbsent: the caller parks the message
+    try:
+        info = signer.info()      # CardAbsent: the caller parks the message
+    except CardMismatch as exc:   # the card in the reader is another enterprise's key
+        raise MofcomKeyError(f"MOFCOM key {name}: {exc}") from None
     if not ent.mofcom_code:
         raise MofcomKeyError(f"enterprise {ent.code} has no mofcom_code (商务部企业代码)")
     if info.enterprise_code != ent.mofcom_code:

@@ -214,6 +214,17 @@ def test_without_the_mofcom_key_or_the_filing_the_application_fails_before_sendi
         assert any("NOKEY0001" in a["message"] for a in alarms(ws, "licence-not-sent"))
     finally:
         ws.stop_all()
+    ws = Workspace(tmp_path / "c", pki, families=["auto-import-license"])
+    try:   # a key bound to another MOFCOM code never signs
+        ws.config.write_text(ws.config.read_text().replace('enterprise = "2102776367555"', 'enterprise = "2102776360000"'))
+        ws.start_sandbox()
+        ws.drop_to("auto-import-license", "soy.xml", soybean("OTHERKEY01"))
+        drain(ws)
+        (row,) = ws.status()
+        assert row["state"] == "failed" and ws.received_envelopes() == []
+        assert "is bound to MOFCOM code 2102776360000" in ws.swgw("trace", "OTHERKEY01", check=True).stdout
+    finally:
+        ws.stop_all()
     ws = Workspace(tmp_path / "b", pki, families=["auto-import-license"], mofcom_filings=())
     try:
         ws.config.write_text(ws.config.read_text().replace(
@@ -289,6 +300,11 @@ def test_every_status_word_of_the_manual_moves_its_family(family_key, words, sta
     refused = fam.on_receipt("licence-withdrawal", {"WithdrawStatus": "撤销失败", "Reason": "已审批通过"}, "under-review")
     assert refused.state is None and "已审批通过" in refused.summary
     assert fam.on_receipt("licence-withdrawal", {"WithdrawStatus": "撤销成功"}, "under-review").state == "withdrawn"
+    # filings: 已注册 registered, 未通过 refused with the reason, anything else unknown
+    assert fam.on_receipt("filing-result", {"Status": "已注册", "FilingKind": "agri"}, "acknowledged").state == "registered"
+    no = fam.on_receipt("filing-result", {"Status": "未通过", "Reason": "联系电话有误"}, "acknowledged")
+    assert no.state == "filing-refused" and "联系电话有误" in no.summary
+    assert fam.on_receipt("filing-result", {"Status": "处理中"}, "acknowledged").unknown
     # 一批一证: one entry uses the licence whatever remains; 非一批一证 by remaining quantity
     one = fam.on_receipt("licence-customs", {"CustomsStatus": "报关单核注", "EntryId": "0" * 18, "RemainingQty": "5",
                                              "_BatchMode": "1"}, "customs-accepted")
@@ -357,3 +373,16 @@ def test_card_info_and_doctor_show_the_operator_card_and_the_mofcom_key(ws):
     assert "role:        MOFCOM key of 91210200MA0QC8N67X (商务部电子钥匙, bound to 2102776367555)" in info
     doctor = ws.swgw("doctor").stdout
     assert "signer mofcom: card MOFCOM0000001" in doctor and "MOFCOM key of" in doctor, doctor
+
+
+def test_the_electronic_licence_is_taken_out_of_its_receipt_as_the_platform_sends_it():
+    """A LicenseDocument written by hand (a PDF licence, base64): the file routed beside it."""
+    from gateway.receipts import route
+
+    pdf = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    receipt = ('<LicenseDocument xmlns="urn:swgw:licence"><SupervisionCode>7</SupervisionCode>'
+               '<LicenseNo>26AANW0001</LicenseNo><ApplyNo>AI1</ApplyNo><Format>PDF</Format><Content>'
+               + base64.b64encode(pdf).decode() + '</Content><NoticeTime>2026-12-01T10:00:00</NoticeTime>'
+               '</LicenseDocument>').encode()
+    assert route.licence_document(receipt) == ("pdf", pdf)
+    assert route.licence_document(receipt.replace(b"<Content>", b"<Content>!!")) is None
