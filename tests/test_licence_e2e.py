@@ -318,16 +318,23 @@ def test_an_unknown_status_word_is_stored_shown_raw_and_alarmed(ws):
     sb = ws.sandbox_config.read_text()
     ws.sandbox_config.write_text(sb + '\n[[auto-import-license.rules]]\nwhen = { ImportContractNo = "^HOLD" }\n'
                                       'flow = ["待初审"]\n')
+    ws.config.write_text(ws.config.read_text().replace("[sandbox]", '[documents.declaration.deadlines]\nlicence = "1s"\n'
+                                                                     '[sandbox]'))
     ws.start_sandbox()
     ws.drop_to("auto-import-license", "soy.xml", soybean("UNK2026000001", "HOLD-2"))
+    ws.drop("import.csv", import_declaration("UNKDEC0001", "UNK2026000001"))
     drain(ws)
+    # the declaration naming it waits, shown by status, and is flagged past its `licence` deadline
+    waiting = json.loads(ws.swgw("status", "--json", "--overdue", check=True).stdout)
+    assert [(r["key"], r["state"]) for r in waiting] == [("UNKDEC0001", "awaiting-licence")], waiting
+    assert alarms(ws, "overdue") and "still waiting for its licence" in alarms(ws, "overdue")[0]["message"]
     incoming = ws.var / "exchange" / "from-sw"
     (incoming / "handwritten-unknown.xml").write_text(   # as MOFCOM might one day send it, written by hand
         '<?xml version="1.0" encoding="UTF-8"?>\n<LicenseApprovalResult xmlns="urn:swgw:licence">'
         '<SupervisionCode>7</SupervisionCode><ApplyNo>UNK2026000001</ApplyNo><Status>审核退回待补正</Status>'
         '<NoticeTime>2026-12-01T10:00:00</NoticeTime></LicenseApprovalResult>\n', encoding="utf-8")
     drain(ws)
-    (row,) = ws.status()
+    row = by_key(ws)["UNK2026000001"]
     assert row["state"] == "pending-review", "an unknown word leaves the state"
     assert "审核退回待补正" in row["last_receipt"]
     assert "审核退回待补正" in ws.swgw("trace", "UNK2026000001", check=True).stdout

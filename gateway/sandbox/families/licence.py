@@ -210,15 +210,16 @@ def withdraw(p: Play) -> None:
     """撤回/撤销: the enterprise withdraws an application MOFCOM has not approved."""
     apply_no = p.text("ApplyNo")
     code = p.text("SupervisionCode")
+    word = "撤销" if code == "7" else "撤回"      # 非机电 撤销申请; 出口 / 机电 撤回申请
     lic = _load(p.peer, REGISTRY).get(apply_no)
     if lic is None:
-        status, reason = "撤销失败", "无此申请"
+        status, reason = f"{word}失败", "无此申请"
     elif lic.get("approved"):
-        status, reason = "撤销失败", f"申请已审批通过（许可证号 {lic.get('licence_no')}），不能撤销"
+        status, reason = f"{word}失败", f"申请已审批通过（许可证号 {lic.get('licence_no')}），不能{word}"
     elif lic.get("state") == "撤销":
-        status, reason = "撤销失败", "申请已撤销"
+        status, reason = f"{word}失败", f"申请已{word}"
     else:
-        status, reason = "撤销成功", ""
+        status, reason = f"{word}成功", ""
         _update(p.peer, apply_no, state="撤销")
         p.peer.cancel(f"Licence_{lic.get('base')}_")   # what MOFCOM would still have said about it
     payload = receipts.licence_withdrawal(code, apply_no, status, reason)
