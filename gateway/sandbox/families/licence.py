@@ -129,22 +129,9 @@ def _problem(p: Play, mofcom_code: str, filing: str) -> str:
     errors = p.schema_errors()
     if errors:
         return f"报文格式错误: {errors[0].path}: {errors[0].reason}"
-    registered = p.settings.mofcom.keys.get(mofcom_code)
-    if registered is None:
-        return f"企业代码 {mofcom_code} 未绑定商务部电子钥匙，无法申请"
-    from gateway.documents import FAMILIES
-
-    fam = next(f for f in FAMILIES.values() if f.root_name == p.root_name)
-    try:
-        verified = p.peer._family(fam).verify_licence_signature(p.doc)
-    except signing.SignatureError as exc:
-        return f"电子钥匙签章验证失败: {exc}"
-    try:
-        bound = crypto.to_der(registered.read_bytes())
-    except OSError:
-        return f"企业代码 {mofcom_code} 的电子钥匙证书无法读取"
-    if verified.certificate != bound:
-        return "签章所用证书不是该企业绑定的商务部电子钥匙"
+    bad = _key_problem(p, mofcom_code)
+    if bad:
+        return bad
     if filing and filing not in _filings_of(p, mofcom_code):
         return f"企业尚未完成{'企业信息备案' if filing == 'me' else '重农信息备案'}"
     if p.root_name == "AutoImportLicenseMessage":
@@ -154,6 +141,31 @@ def _problem(p: Play, mofcom_code: str, filing: str) -> str:
         if len(p.text("Remark")) > 32:
             return "备注最多录入32个字"
     return ""
+
+
+def _key_problem(p: Play, mofcom_code: str) -> str:
+    """The 签章 in LicenseSign against the electronic key bound to `mofcom_code`: '' or what is wrong."""
+    registered = p.settings.mofcom.keys.get(mofcom_code)
+    if registered is None:
+        return f"企业代码 {mofcom_code} 未绑定商务部电子钥匙，无法申请"
+    try:
+        verified = p.peer._family(_any_licence_family()).verify_licence_signature(p.doc)
+    except signing.SignatureError as exc:
+        return f"电子钥匙签章验证失败: {exc}"
+    try:
+        bound = crypto.to_der(registered.read_bytes())
+    except OSError:
+        return f"企业代码 {mofcom_code} 的电子钥匙证书无法读取"
+    if verified.certificate != bound:
+        return "签章所用证书不是该企业绑定的商务部电子钥匙"
+    return ""
+
+
+def _any_licence_family():
+    from gateway.documents import FAMILIES
+    from gateway.documents.licence import Licence
+
+    return next(f for f in FAMILIES.values() if issubclass(f, Licence))
 
 
 def _filings_of(p: Play, mofcom_code: str) -> set[str]:
@@ -212,7 +224,10 @@ def withdraw(p: Play) -> None:
     code = p.text("SupervisionCode")
     word = "撤销" if code == "7" else "撤回"      # 非机电 撤销申请; 出口 / 机电 撤回申请
     lic = _load(p.peer, REGISTRY).get(apply_no)
-    if lic is None:
+    bad = _key_problem(p, p.text("MofcomCode"))
+    if bad:
+        status, reason = f"{word}失败", bad
+    elif lic is None:
         status, reason = f"{word}失败", "无此申请"
     elif lic.get("approved"):
         status, reason = f"{word}失败", f"申请已审批通过（许可证号 {lic.get('licence_no')}），不能{word}"
