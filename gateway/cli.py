@@ -286,7 +286,14 @@ def doctor(config_path):
     for name in rt.signer_configs:
         try:
             info = rt.signer(name).info()
-            line(True, f"signer {name}", f"card {info.media_no}, {info.holder}, enterprise {info.enterprise_code}")
+            role = rt.signer_role(name)
+            bound = [e for e in rt.config.enterprises if e.mofcom_key == name]
+            if bound and info.enterprise_code != bound[0].mofcom_code:
+                line(False, f"signer {name}", f"{role}: the key is bound to {info.enterprise_code}, not to "
+                                              f"{bound[0].mofcom_code}")
+                continue
+            line(True, f"signer {name}", f"card {info.media_no}, {info.holder}, enterprise {info.enterprise_code}; "
+                                         f"{role}")
         except Exception as exc:
             line(False, f"signer {name}", str(exc))
     try:
@@ -298,6 +305,49 @@ def doctor(config_path):
         line(False, "lifecycle", f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
     if not ok:
         raise Exit(1)
+
+
+@cli.command()
+@config_option
+@click.argument("key")
+@click.option("--reason", default="", help="why the enterprise withdraws it (sent to MOFCOM)")
+def withdraw(config_path, key, reason):
+    """撤回/撤销: withdraw a licence application MOFCOM has not approved (by ApplyNo or MOFCOM number)."""
+    from gateway import licence_actions
+
+    rt = _runtime(config_path)
+    with rt.sessions() as s:
+        try:
+            app, msg = licence_actions.withdraw(rt, s, key, reason)
+        except licence_actions.ActionError as exc:
+            raise Exit(1, str(exc)) from None
+        s.commit()
+        click.echo(f"withdrawal of {app.doc_type} {app.business_key} (state {app.state}) queued as message {msg.id}; "
+                   f"the daemon signs it with the MOFCOM key and sends it; its 撤销状态 follows in trace/status")
+
+
+@cli.group()
+def enterprise():
+    """The enterprise at MOFCOM: 机电企业信息备案 / 重农信息备案."""
+
+
+@enterprise.command("file")
+@config_option
+@click.argument("kind", type=click.Choice(["me", "agri"]))
+@click.option("--enterprise", "code", help="which [[enterprise]] (USCC, customs or MOFCOM code); default: the only one")
+def enterprise_file(config_path, kind, code):
+    """Send the enterprise's filing from its profile: me (机电企业信息备案) or agri (重农信息备案)."""
+    from gateway import licence_actions
+
+    rt = _runtime(config_path)
+    with rt.sessions() as s:
+        try:
+            msg = licence_actions.file(rt, s, kind, code)
+        except licence_actions.ActionError as exc:
+            raise Exit(1, str(exc)) from None
+        s.commit()
+        click.echo(f"filing {msg.business_key} queued as message {msg.id}; MOFCOM's answer (registered or refused) "
+                   f"follows in trace/status")
 
 
 @cli.group()
@@ -334,6 +384,7 @@ def card_info(config_path, name):
             click.echo(f"{n} ({sc.kind}): {exc}")
             continue
         click.echo(f"{n} ({sc.kind})")
+        click.echo(f"  role:        {rt.signer_role(n)}")
         click.echo(f"  reader:      {info.reader or '(software key)'}")
         click.echo(f"  media no:    {info.media_no}")
         click.echo(f"  holder:      {info.holder}")

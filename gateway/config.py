@@ -40,6 +40,24 @@ class Operator(_Model):
     documents: list[str] = Field(default_factory=lambda: ["*"])
 
 
+class FilingProfile(_Model):
+    """What MOFCOM's 企业信息备案 (机电) and 重农信息备案 (非机电) ask about the enterprise."""
+
+    address: str                                 # 企业地址 / 企业经营地址
+    contact_name: str                            # 联系人
+    contact_phone: str                           # 联系电话
+    contact_mobile: str = ""                     # 手机
+    fax: str = ""                                # 传真
+    post_code: str = ""                          # 邮编
+    email: str = ""                              # 企业邮箱
+    org_code: str = ""                           # 组织机构代码
+    business_licence_no: str = ""                # 工商登记号
+    registered_capital: str = ""                 # 注册资金
+    business_scope: str = ""                     # 经营范围
+    me_account: str = ""                         # 机电系统账户 (机电 filing)
+    me_office: str = ""                          # 所属机电办 (机电 filing)
+
+
 class Enterprise(_Model):
     code: str                                    # 统一社会信用代码 (USCC, 18)
     name: str
@@ -48,6 +66,9 @@ class Enterprise(_Model):
     dxp_sender_id: str                           # DXP SenderId (<= 16)
     ccpit_code: str = ""                         # 贸促会企业编码 (9)
     mofcom_code: str = ""                        # 商务部企业代码 (13)
+    mofcom_key: str = ""                         # [signers.*] holding the MOFCOM electronic key (电子钥匙)
+    mofcom_filings: list[Literal["me", "agri"]] = Field(default_factory=list)   # filings MOFCOM already has
+    filing: FilingProfile | None = None          # [enterprise.filing]: for swgw enterprise file me|agri
     operators: list[Operator] = Field(default_factory=list)
 
     @field_validator("dxp_sender_id")
@@ -293,6 +314,9 @@ def _check_references(cfg: Config, path: Path) -> None:
             if op.signer not in cfg.signers:
                 errors.append(f"{path}: [enterprise {ent.code} operator {op.name}] names signer "
                               f"{op.signer!r}, which is not defined under [signers]")
+        if ent.mofcom_key and ent.mofcom_key not in cfg.signers:
+            errors.append(f"{path}: [enterprise {ent.code}] mofcom_key names signer {ent.mofcom_key!r}, "
+                          f"which is not defined under [signers]")
     for doc_type in (cfg.amqp_intake.queues if cfg.amqp_intake else {}):
         if doc_type not in cfg.documents:
             errors.append(f"{path}: [amqp_intake.queues] names document type {doc_type!r}, which is not "

@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
-from gateway import faults, fsutil, metrics
+from gateway import faults, fsutil, licence_use, metrics
 from gateway.documents.base import Context
 from gateway.log import get_logger
 from gateway.mapping import native
@@ -301,6 +301,7 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
         repo.transition(s, msg, states.PREPARED,
                         f"mapped and validated ({dt.mapping.path.name if mapped.rows else dt.family.root_name + ' as written'}"
                         f", {dt.family.xsd_name})" + (f"; {how}" if how else ""))
+        licence_use.on_intake(s, msg)   # a declaration naming licences waits for them
         result = {"bucket": "accepted", "entry": {"key": mapped.key, "cop_msg_id": msg.cop_msg_id,
                                                   "rows": mapped.rows}}
     result["_msg"] = msg

@@ -1,6 +1,7 @@
 """The outbound stages and the receipt stages, as plain functions over the store.
 
-    prepared --sign--> signed --transmit--> sent  ⇢  receive --> (state follows) --> route
+    (awaiting-licence --licences-->) prepared --sign--> signed --transmit--> sent
+        ⇢  receive --> (state follows) --> route
 
 Each stage takes a batch of messages in one state, does its work, and commits the
 next state with an event. A crash between the peer receiving a message and the
@@ -14,7 +15,7 @@ import hashlib
 from lxml import etree
 
 from card.signer import CardAbsent, CardMismatch, PinError, SignerError
-from gateway import alarms, envelope, faults, fsutil, metrics, signing, xmlsafe
+from gateway import alarms, envelope, faults, filings, fsutil, licence_use, metrics, mofcom_key, signing, xmlsafe
 from gateway.lifecycle import retries, subscriptions
 from gateway.log import get_logger
 from gateway.receipts import correlate as correlation
@@ -51,6 +52,13 @@ def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
                 repo.note(s, msg, "parked", f"card absent, message waits unsigned: {exc}")
                 log.warning("card absent; signing parked", signer=msg.signer)
                 break
+            except mofcom_key.MofcomPinRefused as exc:   # the application fails; the key is never retried
+                repo.transition(s, msg, states.FAILED, f"MOFCOM key refused its PIN; nothing was sent: {exc}")
+                msg.errors = [{"rule": "mofcom-key", "message": str(exc)}]
+                s.commit()
+                alarms.raise_alarm(rt, "mofcom-pin-refused", "MOFCOM key PIN refused: its licence applications "
+                                   "fail until an operator fixes the PIN and restarts swgw (never retried)",
+                                   signer=exc.key, message_id=msg.id, tries_left=exc.tries_left)
             except PinError as exc:
                 rt.signing_halted = f"signer {msg.signer}: {exc}"
                 repo.note(s, msg, "alarm", f"PIN refused, all signing stopped: {exc}")
@@ -62,6 +70,11 @@ def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
             except CardMismatch as exc:
                 repo.transition(s, msg, states.FAILED, f"refusing to sign with the wrong card: {exc}")
                 msg.errors = [{"rule": "card", "message": str(exc)}]
+            except (mofcom_key.MofcomKeyError, filings.NotFiled) as exc:   # licences: fail before sending
+                repo.transition(s, msg, states.FAILED, f"not sent: {exc}")
+                msg.errors = [{"rule": "mofcom", "message": str(exc)}]
+                alarms.raise_alarm(rt, "licence-not-sent", f"licence application {msg.business_key} not sent: {exc}",
+                                   message_id=msg.id)
             except (SignerError, envelope.EnvelopeError) as exc:
                 repo.transition(s, msg, states.FAILED, f"signing failed: {exc}")
                 msg.errors = [{"rule": "sign", "message": str(exc)}]
@@ -82,6 +95,11 @@ def _sign_one(rt: Runtime, s, msg: Message) -> None:
     root = xmlsafe.parse(msg.document)
     now = _now()
     dt_.family.before_sign(root, signer, info, now.strftime("%Y%m%d%H%M%S"))
+    key_note = ""
+    if getattr(dt_.family, "signs_with_mofcom_key", False) and dt_.family.needs_mofcom_key(root):
+        if dt_.family.needs_filing(root):                     # MOFCOM licences: the enterprise's filing
+            filings.require(s, ent, dt_.key, msg.business_key)
+        key_note = ", " + mofcom_key.sign(rt, root, ent, dt_.family, now.strftime("%Y%m%d%H%M%S"))  # 上报并签章
     document = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     env = envelope.Envelope(
         trans=envelope.TransInfo(msg.cop_msg_id, ent.dxp_sender_id, [dt_.receiver_id], now, dt_.msg_type),
@@ -96,7 +114,7 @@ def _sign_one(rt: Runtime, s, msg: Message) -> None:
     msg.document = document
     msg.envelope = signed
     repo.transition(s, msg, states.SIGNED, f"signed by card {info.media_no} ({signer.algorithm}, "
-                                          f"certificate {info.cert_no})")
+                                          f"certificate {info.cert_no}){key_note}")
 
 
 # -- transmit -----------------------------------------------------------------------
@@ -202,13 +220,14 @@ class Batch:
 
     def __init__(self):
         self.hashes: set[str] = set()
-        self.keys: dict[tuple[str, str], Message] = {}
+        self.keys: dict[tuple[str, str], list[Message]] = {}
         self.alarmed: set[str] = set()
 
     def find(self, parsed) -> Message | None:
         for ref in parsed.refs:
-            if ref in self.keys:
-                return self.keys[ref]
+            for msg in reversed(self.keys.get(ref, [])):   # a licence and its declaration share an EntryId
+                if not parsed.doc_type or msg.doc_type == parsed.doc_type:
+                    return msg
         return None
 
 
@@ -249,22 +268,24 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
         log.warning("receipt matches no message; kept", kind=parsed.kind, keys=parsed.refs)
         return rec
     fam = rt.doc_types[msg.doc_type].family if msg.doc_type in rt.doc_types else None
-    outcome = fam.outcome(parsed.kind, parsed.fields, msg.state) if fam else None
+    outcome = fam.outcome(parsed.kind, {**fam.receipt_context(msg.document), **parsed.fields},
+                          msg.state) if fam else None
     summary = outcome.summary if outcome else parsed.kind
     rec.summary = summary[:500]
     repo.note(s, msg, "receipt", f"{parsed.kind} {remote_name}: {summary}")
     if outcome and outcome.unknown:
-        alarms.raise_once(rt, s, "unknown-code", f"{msg.doc_type} {outcome.unknown}",
-                          f"{msg.doc_type} {msg.business_key}: {outcome.unknown} is a code swgw does not know; "
+        alarms.raise_once(rt, s, "unknown-status", f"{msg.doc_type} {outcome.unknown}",
+                          f"{msg.doc_type} {msg.business_key}: {outcome.unknown} is not known to swgw; "
                           f"the receipt is kept ({remote_name}), the state unchanged", pending=batch.alarmed,
                           message_id=msg.id)
     if outcome:
         for k, v in outcome.keys.items():
-            if batch.keys.get((k, v)) is not msg:  # added in this batch already: no second look
+            if msg not in batch.keys.get((k, v), ()):  # added in this batch already: no second look
                 repo.add_key(msg, k, v)
-                batch.keys[(k, v)] = msg
+                batch.keys.setdefault((k, v), []).append(msg)
         if outcome.state and outcome.state != msg.state:
             repo.transition(s, msg, outcome.state, summary)
+    licence_use.after_receipt(s, msg, parsed.kind, parsed.fields, batch.keys)   # licences <-> declarations
     msg.last_receipt = f"{parsed.kind}: {summary}"[:300]
     msg.updated_at = utcnow()
     return rec
@@ -304,7 +325,8 @@ def route_batch(rt: Runtime, limit: int = 500) -> int:
     return len(routed)
 
 
-STAGES = (("sign", sign_batch), ("transmit", transmit_batch), ("receive", receive_batch), ("route", route_batch))
+STAGES = (("licences", licence_use.release_batch),   # declarations waiting for their licences
+          ("sign", sign_batch), ("transmit", transmit_batch), ("receive", receive_batch), ("route", route_batch))
 
 
 def step(rt: Runtime, sign: bool = True) -> int:

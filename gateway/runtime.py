@@ -68,6 +68,7 @@ class Runtime:
     publisher: object = None          # ReceiptPublisher, when [receipt_exchange] is configured
     signing_halted: str = ""          # set by a PIN failure: no signing until an operator acts
     subscription_rules: object = field(default_factory=_subscription_rules)  # subscriptions.Rules, as last loaded
+    halted_keys: dict = field(default_factory=dict)   # MOFCOM keys whose PIN was refused: name -> why
 
     @classmethod
     def open(cls, cfg: Config, upgrade: bool = True) -> "Runtime":
@@ -104,6 +105,22 @@ class Runtime:
 
     def operator(self, enterprise: Enterprise, doc_type: str) -> Operator | None:
         return self.config.operator_for(enterprise, doc_type)
+
+    @property
+    def operator_signers(self) -> list[str]:
+        """Signers that sign envelopes (one signing worker each); MOFCOM keys sign inside them."""
+        keys = {ent.mofcom_key for ent in self.config.enterprises if ent.mofcom_key}
+        used = {op.signer for ent in self.config.enterprises for op in ent.operators}
+        return [n for n in self.signer_configs if n in used or n not in keys]
+
+    def signer_role(self, name: str) -> str:
+        """What a signer is for: the operators' card, or an enterprise's MOFCOM key."""
+        for ent in self.config.enterprises:
+            if ent.mofcom_key == name:
+                return f"MOFCOM key of {ent.code} (商务部电子钥匙, bound to {ent.mofcom_code or 'no mofcom_code'})"
+        ops = [f"{op.name} ({ent.code})" for ent in self.config.enterprises for op in ent.operators
+               if op.signer == name]
+        return "operator card of " + ", ".join(ops) if ops else "not used by any operator"
 
     def media_no(self, signer_name: str) -> str:
         return self.signer_configs[signer_name].media_no

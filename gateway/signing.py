@@ -110,11 +110,16 @@ def methods(algorithm: str, profile: str = "chinaport-2022") -> tuple[str, str]:
     return _PRODUCE.get((profile, algorithm)) or _PRODUCE_ANY[algorithm]
 
 
-def sign(root: etree._Element, signer: Signer, cert_no: str, profile: str = "chinaport-2022") -> bytes:
-    """Sign `root` (a DxpMsg without Signature) in place; return the serialized envelope."""
+def sign(root: etree._Element, signer: Signer, cert_no: str, profile: str = "chinaport-2022",
+         parent: etree._Element | None = None) -> bytes:
+    """Sign `root` (a DxpMsg without Signature) in place; return the serialized envelope.
+
+    The ds:Signature goes last into `parent` (default: `root` itself); with the enveloped
+    transform the reference is still the whole of `root` without the Signature, so a
+    document-level signature (the MOFCOM key's in LicenseSign) is the same form."""
     sig_uri, digest_uri = methods(signer.algorithm, profile)
     digest_value = base64.b64encode(hash_bytes(DIGEST_METHODS[digest_uri], c14n(root))).decode()
-    signature = _sub(root, "Signature")
+    signature = _sub(root if parent is None else parent, "Signature")
     signed_info = _sub(signature, "SignedInfo")
     _sub(signed_info, "CanonicalizationMethod", Algorithm=C14N)
     _sub(signed_info, "SignatureMethod", Algorithm=sig_uri)
@@ -148,13 +153,14 @@ def _find_signature(root):
     return sig
 
 
-def verify(root: etree._Element) -> Verified:
-    """Check the enveloped signature of `root` against the certificate it carries.
+def verify(root: etree._Element, parent: etree._Element | None = None) -> Verified:
+    """Check the enveloped signature of `root` (the ds:Signature in `parent`, default `root`)
+    against the certificate it carries.
 
     Whether that certificate is trusted is the caller's decision (`Verified.certificate`).
     Leaves `root` unchanged.
     """
-    signature = _find_signature(root)
+    signature = _find_signature(root) if parent is None else parent.find(_S + "Signature")
     if signature is None:
         raise SignatureError("the message is not signed (no ds:Signature)")
     signed_info = signature.find(_S + "SignedInfo")

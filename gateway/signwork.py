@@ -20,7 +20,7 @@ class SigningWorkers:
         self.stop = stop
         self.batch = batch
         self.threads = [threading.Thread(target=self._run, args=(name,), name=f"sign-{name}", daemon=True)
-                        for name in rt.signer_configs]
+                        for name in rt.operator_signers]
 
     def start(self) -> None:
         for t in self.threads:

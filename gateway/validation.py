@@ -52,7 +52,7 @@ class Schema:
             content = getattr(el.type, "content", None)
             if not el.type.is_complex() or content is None or not hasattr(content, "iter_elements"):
                 return
-            kids = list(content.iter_elements())
+            kids = [k for k in content.iter_elements() if getattr(k, "type", None) is not None]  # not xs:any
             out.setdefault(el.local_name, [k.local_name for k in kids])
             for k in kids:
                 walk(k)

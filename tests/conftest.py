@@ -14,7 +14,8 @@ def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("pki")
     ca = card_pki.ensure_ca(d / "ca")
     op = card_pki.ensure_issued(d / "keys", "operator", "王丹", ca)
-    return {"ca_dir": d / "ca", "key": op.key, "cert": op.cert}
+    mofcom = card_pki.ensure_issued(d / "keys", "mofcom", "大连远洋五金进出口有限公司 商务部电子钥匙", ca)
+    return {"ca_dir": d / "ca", "key": op.key, "cert": op.cert, "mofcom_key": mofcom.key, "mofcom_cert": mofcom.cert}
 
 
 @pytest.fixture

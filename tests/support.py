@@ -41,6 +41,9 @@ class Workspace:
         (self.var / "keys").mkdir(parents=True)
         shutil.copy(pki["key"], self.var / "keys" / "operator.key")
         shutil.copy(pki["cert"], self.var / "keys" / "operator.pem")
+        if "mofcom_key" in pki:   # the enterprise's MOFCOM electronic key (a software key here)
+            shutil.copy(pki["mofcom_key"], self.var / "keys" / "mofcom.key")
+            shutil.copy(pki["mofcom_cert"], self.var / "keys" / "mofcom.pem")
         self.config = root / "gateway.toml"
         self.sandbox_config = root / "sandbox.toml"
         self.store_url = store_url or f"sqlite:///{self.var / 'swgw.db'}"
@@ -48,7 +51,7 @@ class Workspace:
         self.procs: list[subprocess.Popen] = []
 
     def write_config(self, stable_seconds=0.3, sandbox_mode="off", poll=0.1, channels='["7", "L", "J", "P", "R"]',
-                     delay=0.05, extra_rules=""):
+                     delay=0.05, extra_rules="", mofcom_filings=("me", "agri")):
         self.config.write_text(textwrap.dedent(f"""
             [gateway]
             var_dir = "var"
@@ -67,6 +70,8 @@ class Workspace:
             dxp_sender_id = "DXPENT0000012345"
             ccpit_code = "210200123"
             mofcom_code = "2102776367555"
+            mofcom_key = "mofcom"
+            mofcom_filings = {list(mofcom_filings)!r}
               [[enterprise.operators]]
               name = "王丹"
               signer = "op"
@@ -77,6 +82,13 @@ class Workspace:
             media_no = "8930000012345"
             holder = "王丹"
             enterprise = "91210200MA0QC8N67X"
+            [signers.mofcom]
+            kind = "software"
+            key_file = "var/keys/mofcom.key"
+            cert_file = "var/keys/mofcom.pem"
+            media_no = "MOFCOM0000001"
+            holder = "大连远洋五金进出口有限公司"
+            enterprise = "2102776367555"
             [transports.exchange]
             kind = "folder"
             outgoing = "var/exchange/to-sw"
@@ -110,6 +122,9 @@ class Workspace:
             channels = ["L", "E"]
             note = "申报要素不全"
             {extra_rules}
+            [mofcom]
+            keys = {{ "2102776367555" = "var/keys/mofcom.pem" }}
+            filings = {{ "2102776367555" = {list(mofcom_filings)!r} }}
             {self._family_scenarios(delay)}
             """))
 
@@ -155,6 +170,9 @@ class Workspace:
             channels = ["L", "C", "P", "R"]
             """)
             if key.endswith("-license"):  # MOFCOM: applications whose number starts RET are returned
+                # (handed back in the family's own words: 出口 未上报, 机电/非机电 暂存, with 审批意见)
+                draft = "未上报" if key == "export-license" else "暂存"
+                first = "审批中" if key == "me-import-license" else "待初审"
                 out.append(f"""
             [{key}]
             first_delay = {delay}
@@ -163,12 +181,15 @@ class Workspace:
             write_offs = 2
             [[{key}.rules]]
             when = {{ ApplyNo = "RET" }}
-            flow = ["待初审", "退回"]
+            flow = ["{first}", "{draft}"]
             opinion = "规格型号与批复单不符，请核实后重新申报"
             [[{key}.rules]]
             when = {{ ContractNo = "^BAD" }}
-            flow = ["待初审", "审批中", "退回"]
+            flow = ["{first}", "审批中", "{draft}"]
             opinion = "合同号与批复单不符"
+            [[{key}.rules]]
+            when = {{ ApplyNo = "^SOY" }}
+            write_offs = 0
             """)
         return "".join(out)
 
@@ -274,6 +295,20 @@ def csv_rows(n_decls: int, lines: int = 2, prefix: str = "T") -> str:
             row["container_no"] = f"CSLU{d % 10000000:07d}"
             out.append(",".join(row[c] for c in cols))
     return "\n".join(out) + "\n"
+
+
+def import_declaration(client_seq: str, licence_ref: str, licence_code: str = "7", qty: str = "150000") -> str:
+    """The reference declaration layout as one import of soybeans naming a licence (licence_code,
+    licence_no columns): by its number, or by the application number of a licence swgw sent."""
+    lines = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()
+    cols = lines[0].split(",")
+    row = dict(zip(cols, lines[1].split(",")))
+    total = str(int(qty) * 52 // 100)
+    row.update(client_seq_no=client_seq, ie_flag="I", item_no="1", hs_code="1201901000", goods_name="黄大豆",
+               goods_model="非转基因", qty=qty, unit="035", first_qty=qty, first_unit="035",
+               unit_price="0.52", total=total, origin_country="BRA", dest_country="CHN")
+    header = cols + ["licence_code", "licence_no"]
+    return ",".join(header) + "\n" + ",".join([row[c] for c in cols] + [licence_code, licence_ref]) + "\n"
 
 
 @contextlib.contextmanager

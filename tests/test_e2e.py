@@ -112,8 +112,8 @@ def test_rejection_legacy_receipts_and_unknown_codes_and_roots_are_kept_shown_an
     # both Q9 receipts, each on its receipt event and in the receipt list; the flow went on past them
     assert trace.count("CHANNEL 'Q9': a code swgw does not know") == 4 and "concluded -> released" in trace
     alarms = [json.loads(p.read_text(encoding="utf-8")) for p in (ws.root / "outbox" / "alarms").glob("*.json")]
-    assert sorted(a["kind"] for a in alarms) == ["unknown-code", "unknown-receipt"], alarms
-    assert "'Q9'" in next(a for a in alarms if a["kind"] == "unknown-code")["message"]
+    assert sorted(a["kind"] for a in alarms) == ["unknown-receipt", "unknown-status"], alarms
+    assert "'Q9'" in next(a for a in alarms if a["kind"] == "unknown-status")["message"]
     unmatched = list((ws.root / "outbox" / "unmatched").glob("unmatched.generic.*.xml"))
     assert len(unmatched) == 1 and unmatched[0].read_bytes() == unknown_root.read_bytes()
 

@@ -99,3 +99,18 @@ def test_an_unknown_base_data_code_is_one_error_at_its_element():
     (error,) = doc.errors
     assert (error.field, error.rule, error.value) == ("CertHead/ImporterCode", "code", "NOBODY1")
     assert error.path == "/OriginApplications/Application/ImporterCode (line 11)"
+
+
+def test_xml_rows_inside_containers_carry_their_containers_fields():
+    """rows = "Goods/Line": each line's row also has its <Goods>'s attributes and leaf fields
+    (the non-M&E licence's 商品代码1-4, each with its 规格型号 lines)."""
+    data = ('<A><Application><ApplyNo>X1</ApplyNo>'
+            '<Goods no="1" code="1201901000"><Unit>035</Unit><Line><Qty>4</Qty></Line><Line><Qty>5</Qty></Line></Goods>'
+            '<Goods no="2" code="1201902000"><Line><Qty>6</Qty></Line></Goods>'
+            '</Application></A>').encode()
+    table = READERS["xml"](data, records="Application", rows="Goods/Line")
+    got = [(v["ApplyNo"], v["Goods/@no"], v["Goods/@code"], v.get("Goods/Unit"), v["Goods/Line/Qty"])
+           for _, v in table.rows]
+    assert got == [("X1", "1", "1201901000", "035", "4"), ("X1", "1", "1201901000", "035", "5"),
+                   ("X1", "2", "1201902000", None, "6")]
+    assert "line 1" in table.origin(table.rows[2][0], "Goods/@code").path

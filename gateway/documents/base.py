@@ -75,7 +75,7 @@ class ReceiptOutcome:
     summary: str
     keys: dict[str, str] = field(default_factory=dict)
     final: bool = False
-    unknown: str = ""             # a code swgw does not know, e.g. "CHANNEL 'Q9'": kept, shown, alarmed once
+    unknown: str = ""             # what swgw does not know, e.g. "CHANNEL 'Q9'": kept, shown raw, alarmed once
 
 
 class DocumentFamily(abc.ABC):
@@ -224,6 +224,10 @@ class DocumentFamily(abc.ABC):
         return None
 
     # -- receipts -----------------------------------------------------------------
+    def receipt_context(self, document: bytes | None) -> dict:
+        """What the sent document itself adds to its receipts' fields (keys start with _)."""
+        return {}
+
     @abc.abstractmethod
     def on_receipt(self, kind: str, fields: dict, current_state: str) -> ReceiptOutcome: ...
 

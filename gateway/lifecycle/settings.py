@@ -52,7 +52,8 @@ class DeadlineConfig(_Model):
 
     - platform_response: the exchange platform's answer (DxpRep) — minutes;
     - authority_response: the authority's first answer (customs import response, audit receipt);
-    - final: a final state (closed, rejected, approved …) — days.
+    - final: a final state (closed, rejected, approved …) — days;
+    - licence: a declaration naming a licence of ours waits for it (awaiting-licence) — days.
     Unset (0) means no deadline for that step. A message past a deadline is flagged
     `overdue`; with `resend_unanswered`, one the platform never answered at all is sent
     again with the same CopMsgId (the platform drops true duplicates), at most `max_resends` times.
@@ -61,6 +62,7 @@ class DeadlineConfig(_Model):
     platform_response: Duration = 15 * 60
     authority_response: Duration = 0
     final: Duration = 0
+    licence: Duration = 7 * 86400    # declarations: how long one may wait for its licence (awaiting-licence)
     resend_unanswered: bool = True
     max_resends: int = Field(2, ge=0)
 

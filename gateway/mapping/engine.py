@@ -16,6 +16,10 @@ of the document the fields and where each comes from:
     per = "row"
     fields.CodeTS = { column = "hs_code", pattern = '^\\d{10}$', message = "HS code must be 10 digits" }
 
+Section options besides `per`: `skip_if_empty` (a row without that field adds no record),
+`dedupe_by` (one record per distinct value of those fields), `optional = true` (the section's
+columns may be missing from a file's header: the reference exports without them still map).
+
 Non-CSV formats take reader options in a [reader] table (JSON/XML: records, rows; see
 readers_tree.py); their columns are flattened paths such as `lines.qty` or `Goods/Item/HsCode`.
 
@@ -84,6 +88,7 @@ class SectionSpec:
     dedupe_by: list[str] = field(default_factory=list)
     skip_if_empty: str | None = None
     within: str | None = None         # per-row records nested in this per-row section's record of the row
+    optional: bool = False            # its columns may be absent from a file's header (then: empty)
 
 
 @dataclass
@@ -164,7 +169,7 @@ class Mapping:
                 raise MappingFileError(f"{path}: [sections.{sname}] within = {within!r}: needs per = 'row' and an "
                                        f"earlier per-row section of that name")
             sections.append(SectionSpec(sname, per, fields, list(sraw.get("dedupe_by", [])),
-                                        sraw.get("skip_if_empty"), within))
+                                        sraw.get("skip_if_empty"), within, bool(sraw.get("optional", False))))
         codes = CodeTables(Path(codes_dir) if codes_dir else Path(path).parent / "codes")
         m = cls(Path(path), need("document"), fmt, need("group_by"), raw.get("enterprise"), sections, codes,
                 raw.get("delimiter", ","), reader)
@@ -188,7 +193,8 @@ class Mapping:
         return readers.READERS[self.format](data, encoding=encoding, **options)
 
     def apply(self, table: readers.Table) -> list[Mapped]:
-        needed = {f.column for s in self.sections for f in s.fields if f.column and not f.optional} | {self.group_by}
+        needed = {f.column for s in self.sections if not s.optional for f in s.fields
+                  if f.column and not f.optional} | {self.group_by}
         if self.enterprise:
             needed.add(self.enterprise)
         columns = set(table.columns)

@@ -6,7 +6,8 @@ Options (the mapping's [reader] table):
                                element names under the XML root ("" = the root itself)
     rows    = "lines"          the nested list inside each record whose items become rows
                                (JSON key / XML slash path, e.g. "Goods/Item"); a record
-                               without items is one row of its own fields
+                               without items is one row of its own fields; in XML the
+                               fields of a row's containers (<Goods code="…">) are the row's
 
 Columns are the flattened paths of leaf values: JSON `exporter.code`, `lines.qty`; XML
 `InvoiceNo`, `Goods/Item/HsCode`, attributes `Goods/Item/@seq`. Each value keeps its
@@ -137,6 +138,19 @@ def _flatten_xml(elem, prefix: str, skip, out: dict, where: dict) -> None:
             out[col], where[col] = text, _where(child)
 
 
+def _flatten_containers(rec, line, rows: str, out: dict, where: dict) -> None:
+    """The fields of the elements between a record and one of its rows (rows = "Goods/Line":
+    the row's <Goods>, its attributes and leaf children, as Goods/@code …) belong to that row."""
+    parts = [p for p in rows.split("/") if p]
+    chain, node = [], line.getparent()
+    while node is not None and node is not rec:
+        chain.append(node)
+        node = node.getparent()
+    for depth, node in enumerate(reversed(chain), start=1):
+        skip = set(_children(node, parts[depth])) if depth < len(parts) else set()
+        _flatten_xml(node, "/".join(parts[:depth]) + "/", skip, out, where)
+
+
 def read_xml(data: bytes, encoding: str = "auto", records: str = "", rows: str = "", **_) -> Table:
     try:
         root = xmlsafe.parse(data)
@@ -160,6 +174,7 @@ def read_xml(data: bytes, encoding: str = "auto", records: str = "", rows: str =
         for line in lines or [None]:
             values, places = dict(head), dict(where)
             if line is not None:
+                _flatten_containers(rec, line, rows, values, places)
                 _flatten_xml(line, f"{rows}/", set(), values, places)
             row_no += 1
             table.rows.append((row_no, values))

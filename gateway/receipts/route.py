@@ -26,7 +26,36 @@ def route_to_folder(outbox: Path, receipt: Receipt, message: Message | None, pay
                     sync_dir: bool = True) -> Path:
     path = Path(outbox) / file_name(receipt, message)
     fsutil.atomic_write(path, payload, fsync=fsync, sync_dir=sync_dir)
+    if receipt.kind == "licence-document":   # the 电子许可证 itself beside its receipt
+        document = licence_document(payload)
+        if document is not None:
+            ext, data = document
+            key = message.business_key if message else "unmatched"
+            fsutil.atomic_write(Path(outbox) / f"{_SAFE.sub('_', key)}.licence.{receipt.id:08d}.{ext}", data,
+                                fsync=fsync, sync_dir=sync_dir)
     return path
+
+
+LICENCE_FORMATS = {"xml": "xml", "pdf": "pdf", "ofd": "ofd"}
+
+
+def licence_document(payload: bytes) -> tuple[str, bytes] | None:
+    """(extension, bytes) of the electronic licence a LicenseDocument receipt carries."""
+    import base64
+    import binascii
+
+    from gateway import xmlsafe
+
+    try:
+        root = xmlsafe.parse(payload)
+    except xmlsafe.UnsafeXml:
+        return None
+    fields = {el.tag.rsplit("}", 1)[-1]: (el.text or "").strip() for el in root if isinstance(el.tag, str)}
+    ext = LICENCE_FORMATS.get(fields.get("Format", "").lower(), "bin")
+    try:
+        return ext, base64.b64decode(fields.get("Content", ""), validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def publish(publisher, receipt: Receipt, message: Message | None) -> str:

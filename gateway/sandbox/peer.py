@@ -75,6 +75,14 @@ class Peer:
                 log.error("sandbox step failed", error=f"{type(exc).__name__}: {exc}")
                 stop.wait(1.0)
 
+    def cancel(self, prefix: str) -> int:
+        """Drop scheduled receipts whose name starts with `prefix` (a withdrawn application's flow)."""
+        kept = [sch for sch in self._queue if not sch.name.startswith(prefix)]
+        dropped = len(self._queue) - len(kept)
+        self._queue = kept
+        heapq.heapify(self._queue)
+        return dropped
+
     def later(self, now: float, delay: float, name: str, data: bytes) -> None:
         """Send `data` as `name` `delay` seconds after `now` (the families schedule through this)."""
         heapq.heappush(self._queue, Scheduled(now + delay, next(self._seq), name, data))

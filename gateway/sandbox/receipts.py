@@ -131,6 +131,29 @@ def licence_customs(code: str, licence_no: str, apply_no: str, status: str, entr
         ("Note", note), ("NoticeTime", _now_iso())])
 
 
+def licence_document(code: str, licence_no: str, apply_no: str, fmt: str, content: bytes) -> bytes:
+    """The electronic licence (电子许可证): data (xml) or a PDF, base64 in Content."""
+    import base64
+
+    return _licence_doc("LicenseDocument", [
+        ("SupervisionCode", code), ("LicenseNo", licence_no), ("ApplyNo", apply_no), ("Format", fmt),
+        ("Content", base64.b64encode(content).decode()), ("NoticeTime", _now_iso())])
+
+
+def licence_withdrawal(code: str, apply_no: str, status: str, reason: str = "") -> bytes:
+    """The 撤销状态 of an enterprise's withdrawal (撤销成功 / 撤销失败 with the reason)."""
+    return _licence_doc("LicenseWithdrawalResult", [
+        ("SupervisionCode", code), ("ApplyNo", apply_no), ("WithdrawStatus", status), ("Reason", reason),
+        ("NoticeTime", _now_iso())])
+
+
+def filing_result(kind: str, filing_no: str, uscc: str, status: str, reason: str = "") -> bytes:
+    """MOFCOM's answer to an enterprise filing (已注册 / 未通过 with the reason)."""
+    return _licence_doc("MofcomFilingResult", [
+        ("FilingKind", kind), ("FilingNo", filing_no), ("EnterpriseScc", uscc), ("Status", status),
+        ("Reason", reason), ("NoticeTime", _now_iso())])
+
+
 INSPECTION_NS = "urn:swgw:inspection"
 
 

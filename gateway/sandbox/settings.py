@@ -41,7 +41,7 @@ class LicenceRule(_Model):
     """When every `when` pattern matches the application, play this instead."""
 
     when: dict[str, str]
-    flow: list[str] | None = None            # approval statuses (待初审 审批中 审批通过 退回 撤销 …)
+    flow: list[str] | None = None            # approval statuses, in the family's words (待初审 审批中 …)
     opinion: str = ""                        # 审批意见 on the last approval status
     customs: list[str] | None = None         # licence customs statuses after approval
     write_offs: int | None = None
@@ -52,7 +52,7 @@ class LicenceScenario(_Model):
     """A MOFCOM licence: the approval flow, then the licence's customs status, then 报关单核注
     write-offs (一批一证: one, for the whole quantity; 非一批一证: `write_offs` equal parts)."""
 
-    flow: list[str] = Field(default_factory=lambda: ["待初审", "审批中", "审批通过"])
+    flow: list[str] | None = None            # default: the family's own screens (see families/licence.py)
     customs: list[str] = Field(default_factory=lambda: ["海关入库成功"])
     write_offs: int = 1
     first_delay: float = 0.2
@@ -91,6 +91,16 @@ class OriginScenario(_Model):
     filing_rules: list[OriginRule] = Field(default_factory=list)   # product filings
 
 
+class MofcomSettings(_Model):
+    """What MOFCOM knows of the enterprises: their bound electronic keys (电子钥匙绑定: MOFCOM code ->
+    certificate file) and the filings it has registered before this run."""
+
+    keys: dict[str, Path] = Field(default_factory=dict)
+    filings: dict[str, list[str]] = Field(default_factory=dict)   # MOFCOM code or USCC -> ["me", "agri"]
+    refuse_filings: dict[str, str] = Field(default_factory=dict)  # USCC -> reason a filing is refused
+    licence_format: str = "xml"                                   # 电子许可证 as xml data or pdf
+
+
 class PeerSettings(_Model):
     platform_id: str = "DXPEDCSW00000001"
     archive_dir: Path = Path("var/sandbox/received")
@@ -109,6 +119,7 @@ class SandboxSettings(_Model):
     export_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="export-license")
     me_import_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="me-import-license")
     auto_import_license: LicenceScenario = Field(default_factory=LicenceScenario, alias="auto-import-license")
+    mofcom: MofcomSettings = Field(default_factory=MofcomSettings)
     inspection: InspectionScenario = Field(default_factory=InspectionScenario)
     origin: OriginScenario = Field(default_factory=OriginScenario)
 

@@ -274,4 +274,4 @@ def test_xml_records_from_a_queue_go_through_the_family_mapping(amqp_url, amqp_n
     [(props, _)] = drain_queue(amqp_url, dlq)
     assert props.message_id == "broken" and props.headers["x-swgw-doc-type"] == "auto-import-license"
     assert props.headers["x-swgw-reason"].startswith("broken: not well-formed XML"), props.headers
-    assert "from ai-1 rows 1" in ws.swgw("trace", "AI2026000201", check=True).stdout, "the record it came from"
+    assert "from ai-1 rows 1-2" in ws.swgw("trace", "AI2026000201", check=True).stdout, "the record it came from"

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from decimal import Decimal
 
 from gateway.sandbox import receipts
-from gateway.sandbox.families import Play, inspection, match
+from gateway.sandbox.families import Play, inspection, licence, match
 
 ROOTS = ("DecMessage",)
 IMPORT_MSG_TYPE = "DECCUSSH1"     # the customs import response, as in the real receipts
@@ -61,6 +62,12 @@ def play(p: Play) -> None:
         return
     channels = rule.channels if rule and rule.channels else sc.channels
     entry_id = f"{customs}{year}{'1' if p.text('IEFlag') == 'I' else '0'}{n:09d}"[:18]
+    refused = _licences(p, channels, entry_id, sc)
+    if refused:   # customs checks the licences it names (联网核查): a licence it cannot use is 退单
+        channels, rule = ["E"], None
+        payload = receipts.dec_result(seq_no, "", "E", refused, customs, p.text("IEDate"))
+        p.later(sc.import_delay + sc.delay, f"Receipt_{base}_2_E.xml", p.reply("DEC_DATA", payload, keys))
+        return
     for i, channel in enumerate(channels, start=1):
         note = rule.note if rule and i == len(channels) else ""
         entry = entry_id if channel not in ("7", "E", "Y") else ""   # the entry id comes with L
@@ -74,3 +81,20 @@ def play(p: Play) -> None:
                 p.reply(STATUS_MSG_TYPE, payload, {}))
         if channel == "C":  # 查验: customs also pushes an inspection order to the enterprise
             inspection.issue(p, sc.import_delay + sc.delay * i + sc.delay / 2, entry_id, customs, n, keys)
+
+
+def _licences(p: Play, channels: list[str], entry_id: str, sc) -> str:
+    """报关单核注: each licence the declaration names is written off when it is released (P/I, or
+    its last channel); '' or why customs refuses the declaration."""
+    certs = [el.text.strip() for el in p.doc.iter()
+             if isinstance(el.tag, str) and el.tag.endswith("}CertCode") and el.text and el.text.strip()]
+    if not certs:
+        return ""
+    released = next((i for i, c in enumerate(channels, start=1) if c in ("P", "I")), len(channels))
+    qty = sum((Decimal(el.text) for el in p.doc.iter()
+               if isinstance(el.tag, str) and el.tag.endswith("}GQty") and el.text), Decimal(0))
+    for cert in certs:
+        why = licence.write_off(p, cert, entry_id, qty, sc.import_delay + sc.delay * released + sc.delay / 2)
+        if why:
+            return why
+    return ""
