@@ -1,5 +1,6 @@
 """Alarms: what an operator must act on (a refused PIN, an overdue receipt, a transmit that
-gave up …): logged, written to outbox/alarms/, and published to the alarm queue when
+gave up …): logged, kept in the store (table `alarms`: the console lists them and an operator
+acknowledges them there), written to outbox/alarms/, and published to the alarm queue when
 [lifecycle.amqp] alarm_queue is set."""
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def raise_alarm(rt, kind: str, message: str, **fields) -> None:
     now = dt.datetime.now(dt.timezone.utc)
     record = {"kind": kind, "at": now.isoformat(), "message": message, **fields}
     log.error(message, alarm=kind, **fields)
+    _store(rt, kind, message, now, record)
     path = rt.config.gateway.alarms_outbox / f"{now:%Y%m%dT%H%M%S%f}-{kind}.json"
     body = json.dumps(record, ensure_ascii=False, indent=2, default=str).encode("utf-8")
     fsutil.atomic_write(path, body)
@@ -29,3 +31,31 @@ def raise_alarm(rt, kind: str, message: str, **fields) -> None:
                                          content_type="application/json")
         except TransportError as exc:  # the alarm is in the log and the file either way
             log.warning("alarm not published to its queue", alarm=kind, queue=amqp.alarm_queue, error=str(exc))
+
+
+def _store(rt, kind: str, message: str, now: dt.datetime, record: dict) -> None:
+    from gateway.store.models import Alarm
+
+    fields = json.loads(json.dumps({k: v for k, v in record.items() if k not in ("kind", "at", "message")},
+                                   ensure_ascii=False, default=str))
+    mid = fields.get("message_id")
+    try:
+        with rt.sessions.begin() as s:
+            s.add(Alarm(kind=kind, message=message, fields=fields, raised_at=now,
+                        message_id=int(mid) if isinstance(mid, int) or str(mid).isdigit() else None))
+    except Exception as exc:  # the alarm is in the log and the file either way
+        log.warning("alarm not stored", alarm=kind, error=f"{type(exc).__name__}: {exc}"[:300])
+
+
+def acknowledge(sessions, alarm_id: int, by: str):
+    """Mark an alarm seen by `by`; None if there is no such alarm. Acknowledging twice keeps the first."""
+    from gateway.lifecycle import clock
+    from gateway.store.models import Alarm
+
+    with sessions.begin() as s:
+        alarm = s.get(Alarm, alarm_id)
+        if alarm is None:
+            return None
+        if alarm.acked_at is None:
+            alarm.acked_at, alarm.acked_by = clock.now(), by
+        return alarm

@@ -225,6 +225,10 @@ def resend(config_path, ref, new_submission, all_failed, doc_type):
         m = resending.request(rt, ref, new_submission=new_submission)
     except resending.Refused as exc:
         raise Exit(1, str(exc)) from None
+    if m.already_queued:
+        click.echo(f"message {m.id} is already queued to send again (asked {m.already_queued}); "
+                   f"it is sent once, as {m.cop_msg_id}")
+        return
     how = "as a new submission with CopMsgId" if new_submission else "as"
     click.echo(f"message {m.id} queued to send again {how} {m.cop_msg_id}")
 
@@ -395,6 +399,10 @@ def sandbox(config_path):
 from gateway.lifecycle import commands as _lifecycle_commands  # noqa: E402
 
 _lifecycle_commands.register(cli, config_option, _runtime, Exit)
+
+from gateway.console import cli as _console_commands  # noqa: E402
+
+_console_commands.register(cli, config_option, _config, Exit)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway import layering
+from gateway.console.settings import ConsoleConfig, MetricsConfig
 from gateway.lifecycle.settings import DeadlineConfig, LifecycleConfig
 from gateway.secret import ConfigError, Secret
 
@@ -212,6 +213,8 @@ class Config(_Model):
     amqp_intake: AmqpIntakeConfig | None = None
     receipt_exchange: ReceiptExchangeConfig | None = None
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -214,7 +214,7 @@ def _copy(rt, rule: Rule, receipt: Receipt, msg: Message) -> str:
 
 # -- managing (the CLI) ------------------------------------------------------------
 def add(rt, *, business_key: str = "", enterprise: str = "", operator: str = "", kinds: list[str] = (),
-        folder: str = "", queue: str = "") -> Subscription:
+        folder: str = "", queue: str = "", by: str = "") -> Subscription:
     if not (business_key or enterprise or operator):
         raise ValueError("say what to subscribe to: --key, --enterprise and/or --operator")
     if bool(folder) == bool(queue):
@@ -228,16 +228,18 @@ def add(rt, *, business_key: str = "", enterprise: str = "", operator: str = "",
     with rt.sessions.begin() as s:
         s.add(sub)
         s.flush()
-        repo.note(s, None, "subscription", f"subscription {sub.id} added: {Rule.of(sub).describe()}")
+        who = f" by {by}" if by else ""
+        repo.note(s, None, "subscription", f"subscription {sub.id} added{who}: {Rule.of(sub).describe()}")
     return sub
 
 
-def remove(rt, sub_id: int) -> Subscription | None:
+def remove(rt, sub_id: int, by: str = "") -> Subscription | None:
     with rt.sessions.begin() as s:
         sub = s.get(Subscription, sub_id)
         if sub is None:
             return None
-        repo.note(s, None, "subscription", f"subscription {sub.id} removed: {Rule.of(sub).describe()}")
+        who = f" by {by}" if by else ""
+        repo.note(s, None, "subscription", f"subscription {sub.id} removed{who}: {Rule.of(sub).describe()}")
         s.query(SubscriptionPending).filter(SubscriptionPending.subscription_id == sub.id).delete()
         s.delete(sub)
     return sub
