@@ -32,8 +32,6 @@ def _password(password_env: str | None, password_file: str | None, Exit) -> str:
 
 
 def register(group, config_option, config, Exit) -> None:
-    from gateway.console.settings import split_listen
-
     @click.group(invoke_without_command=True)
     @config_option
     @click.option("--listen", help="host:port (default: [console] listen, 127.0.0.1:8642)")
@@ -62,6 +60,8 @@ def register(group, config_option, config, Exit) -> None:
         if not auth.users(sessions):
             click.echo("note: no console user yet; add one with `swgw console user add NAME --role operator`",
                        err=True)
+        from gateway.console.settings import split_listen
+
         host, port = split_listen(cfg.console.listen)
         click.echo(f"swgw console on http://{cfg.console.listen}/ (store {engine.url.render_as_string()})", err=True)
         uvicorn.run(create_app(cfg, engine), host=host, port=port, log_level="warning", proxy_headers=False,

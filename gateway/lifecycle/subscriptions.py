@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
 
 from gateway import alarms
 from gateway.lifecycle import clock, retries
+from gateway.lifecycle.rules import Rule
 from gateway.log import get_logger
 from gateway.receipts import route as routing
 from gateway.store import repo
@@ -30,31 +30,6 @@ from gateway.store.models import Message, Receipt, Subscription, SubscriptionPen
 from gateway.transports.base import TransportError
 
 log = get_logger("subscriptions")
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: int
-    business_key: str
-    enterprise: str
-    operator: str
-    kinds: frozenset[str]
-    folder: str
-    queue: str
-
-    @classmethod
-    def of(cls, sub: Subscription) -> "Rule":
-        kinds = frozenset(k.strip() for k in sub.kinds.split(",") if k.strip())
-        return cls(sub.id, sub.business_key, sub.enterprise, sub.operator, kinds, sub.folder, sub.queue)
-
-    def target(self) -> str:
-        return f"folder {self.folder}" if self.folder else f"queue {self.queue}"
-
-    def describe(self) -> str:
-        parts = [f"{name} {value}" for name, value in (("key", self.business_key), ("enterprise", self.enterprise),
-                                                      ("operator", self.operator)) if value]
-        kinds = ",".join(sorted(self.kinds)) or "all kinds"
-        return f"{' '.join(parts)} ({kinds}) -> {self.target()}"
 
 
 class Rules:

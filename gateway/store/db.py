@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, event
+from dataclasses import dataclass
+
+from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
@@ -40,6 +40,9 @@ def make_engine(url: str) -> Engine:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
@@ -60,3 +63,21 @@ def current_revision(engine: Engine) -> str | None:
 
 def sessions(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@dataclass
+class Store:
+    """The store alone (engine and sessions), for what needs nothing else of the runtime:
+    `swgw status`, `trace`, `subscriptions`, the console."""
+
+    engine: Engine
+    sessions: sessionmaker
+
+
+def open_store(url: str) -> Store:
+    """The store at `url`; a store without any schema gets it (Alembic). A store with an older
+    schema is upgraded by the daemon when it starts, or `swgw db upgrade`."""
+    engine = make_engine(url)
+    if not inspect(engine).has_table("messages"):
+        upgrade(engine)
+    return Store(engine, sessions(engine))
