@@ -75,7 +75,7 @@ def dashboard(s) -> dict:
     for t, st, n in rows:
         matrix[t][st] = n
     need = summary.needs(s)
-    oldest = summary.oldest_unanswered(s)
+    oldest = summary.oldest_unanswered(s, state_list)
     alarms = list(s.scalars(select(Alarm).where(Alarm.acked_at.is_(None)).order_by(Alarm.id.desc()).limit(5)))
     return {
         "types": types, "states": state_list, "counts": matrix,
@@ -153,18 +153,43 @@ def message_row(m: Message) -> dict:
             "sent_at": _iso(m.sent_at)}
 
 
+COUNT_CAP = 10_000    # past this a listing says "10,000+": counting every match of a big store costs a scan
+
+
 def messages(s, f: Filters, page_size: int = 50) -> dict:
     page = max(f.page, 1)
-    total = s.scalar(_where(select(func.count()).select_from(Message), f))
+    capped = _where(select(Message.id), f).limit(COUNT_CAP + 1).subquery()
+    total = s.scalar(select(func.count()).select_from(capped))
+    more = total > COUNT_CAP
+    if more and page * page_size > COUNT_CAP:  # paging past the cap: count as far as this page
+        deeper = _where(select(Message.id), f).limit(page * page_size + 1).subquery()
+        total = s.scalar(select(func.count()).select_from(deeper))
     q = (_where(select(Message), f).order_by(Message.id.desc()).offset((page - 1) * page_size).limit(page_size)
          .options(selectinload(Message.keys)))
     rows = [message_row(m) for m in s.scalars(q)]
-    return {"filters": f.query(), "page": page, "page_size": page_size, "total": total,
-            "pages": max((total + page_size - 1) // page_size, 1), "messages": rows}
+    return {"filters": f.query(), "page": page, "page_size": page_size, "total": total, "more": more,
+            "pages": max((total + page_size - 1) // page_size, 1) + (1 if more else 0), "messages": rows}
+
+
+_choices: dict = {}
+CHOICES_TTL = 30.0
 
 
 def choices(s) -> dict:
-    """What the filter boxes offer: the types, states, enterprises and key names in the store."""
+    """What the filter boxes offer: the types, states, enterprises and key names in the store
+    (read at most every CHOICES_TTL seconds: each is a scan of a big table)."""
+    import time
+
+    now = time.monotonic()
+    store = str(s.get_bind().url)
+    at, value = _choices.get(store, (None, None))
+    if at is None or at < now - CHOICES_TTL:
+        value = _read_choices(s)
+        _choices[store] = (now, value)
+    return value
+
+
+def _read_choices(s) -> dict:
     return {"types": sorted(s.scalars(select(Message.doc_type).distinct())),
             "states": sorted(s.scalars(select(Message.state).distinct())),
             "enterprises": sorted(s.scalars(select(Message.enterprise).distinct())),

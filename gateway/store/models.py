@@ -83,6 +83,7 @@ class Message(Base):
         Index("ix_messages_overdue", "overdue"),
         Index("ix_messages_key", "doc_type", "enterprise", "business_key"),
         Index("ix_messages_created", "created_at"),
+        Index("ix_messages_type_state", "doc_type", "state"),
     )
 
 

@@ -37,18 +37,25 @@ class Needs:
 
 
 def needs(s) -> Needs:
-    return Needs(s.scalar(select(func.count()).select_from(Message).where(Message.overdue != "")) or 0,
-                 s.scalar(select(func.count()).select_from(Message).where(Message.state == states.FAILED)) or 0,
-                 s.scalar(select(func.count()).select_from(Message)
-                          .where(Message.next_attempt_at.is_not(None))) or 0)
+    """One pass over the messages for the three counts."""
+    row = s.execute(select(func.count().filter(Message.overdue != ""),
+                           func.count().filter(Message.state == states.FAILED),
+                           func.count().filter(Message.next_attempt_at.is_not(None))).select_from(Message)).one()
+    return Needs(row[0] or 0, row[1] or 0, row[2] or 0)
 
 
-def oldest_unanswered(s):
+def oldest_unanswered(s, present: list[str] | None = None):
     """The message sent longest ago that still waits for an answer (a Row: id, doc_type,
-    business_key, state, sent_at), or None."""
+    business_key, state, sent_at), or None. `present`: the states in the store, if known (the
+    query then names the unsettled ones, and reads only their rows by the state index)."""
+    settled = settled_states()
+    if present is None:
+        present = list(s.scalars(select(Message.state).distinct()))
+    waiting = sorted(set(present) - settled)
+    if not waiting:
+        return None
     q = (select(Message.id, Message.doc_type, Message.business_key, Message.state, Message.sent_at)
-         .where(Message.sent_at.is_not(None), Message.state.not_in(sorted(settled_states())))
-         .order_by(Message.sent_at).limit(1))
+         .where(Message.state.in_(waiting), Message.sent_at.is_not(None)).order_by(Message.sent_at).limit(1))
     return s.execute(q).first()
 
 

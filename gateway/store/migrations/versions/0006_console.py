@@ -66,9 +66,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_login_attempts_client", "console_login_attempts", ["client", "at"])
     op.create_index("ix_messages_created", "messages", ["created_at"])
+    op.create_index("ix_messages_type_state", "messages", ["doc_type", "state"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_type_state", "messages")
     op.drop_index("ix_messages_created", "messages")
     for table in ("console_login_attempts", "console_sessions", "console_users", "components", "alarms"):
         op.drop_table(table)
