@@ -19,6 +19,7 @@ def ws(tmp_path_factory, pki):
     w = Workspace(tmp_path_factory.mktemp("console"), pki, sandbox_mode="inprocess", extra_rules=XSS_RULE)
     w.drop("declaration.csv", SAMPLE_CSV.read_bytes())
     w.drop("xss.csv", csv_rows(1, prefix="XSS"))
+    w.drop("bad.csv", _bad_hs_code(csv_rows(2, prefix="BAD")))
     w.swgw("run", "--drain", "--timeout", "60", check=True)
     env = {"SWGW_TEST_PW": PASSWORD}
     w.swgw("console", "user", "add", "olga", "--role", "operator", "--password-env", "SWGW_TEST_PW", env=env,
@@ -27,6 +28,16 @@ def ws(tmp_path_factory, pki):
            check=True)
     yield w
     w.stop_all()
+
+
+def _bad_hs_code(text: str) -> str:
+    """The second declaration's first goods line with a 6-digit HS code (the first one stays good)."""
+    lines = text.splitlines()
+    cols = lines[0].split(",")
+    row = lines[3].split(",")
+    row[cols.index("hs_code")] = "731815"
+    lines[3] = ",".join(row)
+    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture
@@ -98,7 +109,7 @@ def test_login_cookie_headers_csrf_roles_and_the_api(app, ws):
     assert [m["id"] for m in found["messages"]] == [closed["id"]]
     r = c.get("/messages", params={"key": entry_id}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/messages/{closed['id']}"
-    assert c.get("/api/messages", params={"key": entry_id, "key_name": "SeqNo"}).json()["total"] == 0
+    assert c.get("/api/messages", params={"key": entry_id, "key_name": "ClientSeqNo"}).json()["total"] == 0
     assert c.get("/api/messages", params={"type": "declaration", "state": "closed"}).json()["total"] >= 1
     # an action without the CSRF token is refused, by form and by API; with it, it is done and recorded
     xss = keys["XSS0000000"]
@@ -173,6 +184,21 @@ def test_a_receipt_note_holding_a_script_tag_is_shown_as_text(app):
     assert [e for e in data["events"] if e["to_state"] == "rejected"]
     # every script the page loads is ours
     assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/htmx.min.js" defer>']
+
+
+def test_an_intake_file_with_a_refused_document_shows_its_located_errors(app):
+    c = client_of(app)
+    login(c, "victor")
+    files = c.get("/api/intake", params={"outcome": "partial"}).json()["files"]
+    (bad,) = [f for f in files if f["name"] == "bad.csv"]
+    assert bad["rejected"] == 1
+    data = c.get(f"/api/intake/{bad['id']}").json()
+    (err,) = [e for e in data["errors"] if e.get("rule") == "pattern"]
+    assert err["document"] == "BAD0000001" and err["row"] == 4 and err["column"] == "hs_code"
+    assert err["value"] == "731815" and err["field"].endswith("CodeTS")
+    html = c.get(f"/intake/{bad['id']}").text
+    assert "731815" in html and "hs_code" in html and "BAD0000000" in html  # the good one is listed
+    assert c.get("/intake").status_code == 200
 
 
 def test_trusted_proxy_header_only_from_a_trusted_address(ws):

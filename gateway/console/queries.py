@@ -207,7 +207,7 @@ def receipt_dict(r: Receipt, raw: bool = True) -> dict:
            "received_at": _iso(r.received_at), "routed_at": _iso(r.routed_at), "pruned_at": _iso(r.pruned_at),
            "message_id": r.message_id, "size": len(r.raw or b"")}
     if raw:
-        out["raw"] = text_of(r.raw)
+        out["raw"] = text_of(r.raw, pretty=True)
     return out
 
 
