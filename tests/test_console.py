@@ -141,6 +141,27 @@ def test_login_cookie_headers_csrf_roles_and_the_api(app, ws):
     assert c.get("/api/me").status_code == 401
 
 
+def test_a_resend_asked_twice_in_a_row_is_done_once_and_recorded_with_the_user(app, ws):
+    c = client_of(app)
+    login(c, "olga")
+    csrf = c.get("/api/me").json()["csrf"]
+    xss = ids(c)["XSS0000000"]  # rejected by customs: only a new submission may send it again
+    r = c.post(f"/api/messages/{xss}/resend", json={}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 409 and "new-submission" in r.json()["detail"]
+    first = c.post(f"/api/messages/{xss}/resend", json={"new_submission": True}, headers={"X-CSRF-Token": csrf})
+    assert first.status_code == 200 and "as a new submission with CopMsgId" in first.json()["result"]
+    html = c.get(f"/messages/{xss}").text  # the double click, by form
+    again = c.post(f"/messages/{xss}/resend", data={"mode": "new", "csrf": csrf_of(html)}, follow_redirects=False)
+    assert again.status_code == 303
+    assert "already queued to send again" in c.get(again.headers["location"]).text
+    cli = ws.swgw("resend", str(xss), "--new-submission", check=True).stdout  # and the CLI after the console
+    assert "already queued to send again" in cli
+    events = c.get(f"/api/messages/{xss}").json()["events"]
+    asked = [e["detail"] for e in events if "as a new submission" in e["detail"]]
+    assert len(asked) == 1 and asked[0].startswith("resend requested by olga (operator, console) as a new submission")
+    assert events[-1]["to_state"] == "prepared"
+
+
 def test_a_locked_out_user_stays_out(app, ws):
     from gateway.console import auth
 
