@@ -203,8 +203,10 @@ def test_a_receipt_note_holding_a_script_tag_is_shown_as_text(app):
     data = c.get(f"/api/messages/{xss}").json()
     assert any(r["fields"].get("NOTE") == XSS_NOTE for r in data["receipts"])
     assert [e for e in data["events"] if e["to_state"] == "rejected"]
-    # every script the page loads is ours
+    # every script the page loads is ours, and no inline style the CSP would block
     assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/htmx.min.js" defer>']
+    for page in (html, c.get("/").text, c.get("/subscriptions").text, c.get("/messages").text):
+        assert ' style="' not in page
 
 
 def test_an_intake_file_with_a_refused_document_shows_its_located_errors(app):
