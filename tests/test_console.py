@@ -162,6 +162,31 @@ def test_a_resend_asked_twice_in_a_row_is_done_once_and_recorded_with_the_user(a
     assert events[-1]["to_state"] == "prepared"
 
 
+def test_alarms_are_listed_escaped_and_acknowledged_by_an_operator_only(app, ws):
+    from gateway import alarms
+
+    alarms.raise_alarm(app.state.rt, "transmit-failed", "message 1 failed: <img src=x onerror=alert(1)>",
+                       message_id=1, business_key="DL2026110100001")
+    v, c = client_of(app), client_of(app)
+    login(v, "victor")
+    login(c, "olga")
+    (alarm,) = [a for a in v.get("/api/alarms").json()["alarms"] if a["kind"] == "transmit-failed"]
+    assert alarm["message_id"] == 1 and alarm["fields"]["business_key"] == "DL2026110100001"
+    html = v.get("/alarms").text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img" not in html
+    assert "Acknowledge" not in html  # a viewer gets no button …
+    vcsrf = v.get("/api/me").json()["csrf"]
+    assert v.post(f"/api/alarms/{alarm['id']}/ack", headers={"X-CSRF-Token": vcsrf}).status_code == 403  # … nor the act
+    assert c.post(f"/alarms/{alarm['id']}/ack", data={}, follow_redirects=False).status_code == 403  # no token
+    r = c.post(f"/alarms/{alarm['id']}/ack", data={"csrf": csrf_of(c.get("/alarms").text)}, follow_redirects=False)
+    assert r.status_code == 303 and "acknowledged" in c.get("/alarms").text
+    (acked,) = [a for a in c.get("/api/alarms", params={"show": "all"}).json()["alarms"] if a["id"] == alarm["id"]]
+    assert acked["acked_by"] == "olga" and acked["acked_at"]
+    assert alarm["id"] not in [a["id"] for a in c.get("/api/alarms").json()["alarms"]]
+    events = c.get("/api/messages/1").json()["events"]
+    assert events[-1]["kind"] == "alarm-acknowledged" and "by olga (operator, console)" in events[-1]["detail"]
+
+
 def test_a_locked_out_user_stays_out(app, ws):
     from gateway.console import auth
 
