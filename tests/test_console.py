@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from fastapi.testclient import TestClient
 
-from console_helpers import PASSWORD, XSS_NOTE, XSS_RULE, csrf_of, free_port, login, login_token
+from console_helpers import PASSWORD, XSS_NOTE, XSS_RULE, csrf_of, free_port, login
 from support import SAMPLE_CSV, Workspace, csv_rows, wait_for
 
 
@@ -126,7 +126,6 @@ def test_login_cookie_headers_csrf_roles_and_the_api(app, ws):
     html = c.get("/subscriptions").text
     r = c.post(f"/subscriptions/{sub_id}/delete", data={"csrf": csrf_of(html)}, follow_redirects=False)
     assert r.status_code == 303 and c.get("/api/subscriptions").json()["subscriptions"] == []
-    assert "removed by olga (operator, console)" in ws.swgw("trace", "1").stdout or True
     # a viewer sees, cannot act (even with a good token)
     v = client_of(app)
     assert login(v, "victor").status_code == 303
