@@ -126,6 +126,12 @@ def test_login_cookie_headers_csrf_roles_and_the_api(app, ws):
     html = c.get("/subscriptions").text
     r = c.post(f"/subscriptions/{sub_id}/delete", data={"csrf": csrf_of(html)}, follow_redirects=False)
     assert r.status_code == 303 and c.get("/api/subscriptions").json()["subscriptions"] == []
+    import sqlalchemy as sa
+
+    with app.state.rt.engine.connect() as conn:
+        details = list(conn.execute(sa.text("SELECT detail FROM events WHERE kind = 'subscription'")).scalars())
+    assert any(d.startswith(f"subscription {sub_id} added by olga (operator, console)") for d in details)
+    assert any(d.startswith(f"subscription {sub_id} removed by olga (operator, console)") for d in details)
     # a viewer sees, cannot act (even with a good token)
     v = client_of(app)
     assert login(v, "victor").status_code == 303
