@@ -252,6 +252,10 @@ def test_an_intake_file_with_a_refused_document_shows_its_located_errors(app):
     html = c.get(f"/intake/{bad['id']}").text
     assert "731815" in html and "hs_code" in html and "BAD0000000" in html  # the good one is listed
     assert c.get("/intake").status_code == 200
+    (invalid,) = [m for m in data["messages"] if m["business_key"] == "BAD0000001"]
+    assert invalid["state"] == "invalid"
+    page = c.get(f"/messages/{invalid['id']}").text
+    assert "<h2>Errors</h2>" in page and "731815" in page and "pattern" in page
 
 
 def test_trusted_proxy_header_only_from_a_trusted_address(ws):
