@@ -24,13 +24,13 @@ def _config(path: str):
         raise Exit(2, str(exc)) from None
 
 
-def _store(path: str):
+def _store(path: str, readonly: bool = True):
     """The store alone, found from the config's [store] table: no runtime is built (no schemas,
     mappings, transports or signers), so `status`, `trace` and `subscriptions` answer fast."""
     from gateway.store import db, locate
 
     try:
-        return db.open_store(locate.store_url(path))
+        return db.open_store(locate.store_url(path), readonly=readonly)
     except locate.StoreLocationError as exc:
         raise Exit(2, str(exc)) from None
 

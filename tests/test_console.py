@@ -50,6 +50,7 @@ def app(ws):
     application = create_app(cfg)
     yield application
     application.state.rt.engine.dispose()
+    application.state.reader.dispose()
 
 
 def client_of(app) -> TestClient:

@@ -72,10 +72,12 @@ def create_app(cfg, engine=None) -> FastAPI:
     cc = cfg.console
     engine = engine or db.make_engine(cfg.store.resolved_url())
     rt = StoreRuntime(cfg, engine, db.sessions(engine))
-    sessions = rt.sessions
+    sessions = rt.sessions          # actions, logins: they write
+    reader = db.make_engine(cfg.store.resolved_url(), readonly=True)
+    read_sessions = db.sessions(reader)  # pages: on SQLite, reading never takes the daemon's write lock
     app = FastAPI(title="swgw console", version="1", openapi_url=None, docs_url=None, redoc_url=None,
                   description="The operator console's JSON API: the same data and actions as its pages.")
-    app.state.rt = rt
+    app.state.rt, app.state.reader = rt, reader
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals["age"] = queries.age
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -114,7 +116,7 @@ def create_app(cfg, engine=None) -> FastAPI:
 
     # -- who is asking -----------------------------------------------------------------------
     def who(request: Request) -> Who:
-        w = auth.session_user(sessions, request.cookies.get(COOKIE))
+        w = auth.session_user(read_sessions, request.cookies.get(COOKIE))
         if w is None and cc.trusted_proxy_header:
             client = request.client.host if request.client else ""
             name = request.headers.get(cc.trusted_proxy_header, "")
@@ -160,7 +162,7 @@ def create_app(cfg, engine=None) -> FastAPI:
             raise HTTPException(409, str(exc)) from None
 
     def read(fn, *args, **kw):
-        with sessions() as s:
+        with read_sessions() as s:
             return fn(s, *args, **kw)
 
     def filters(type_: str, state: str, enterprise: str, key: str, key_name: str, since: str | None,
@@ -172,7 +174,7 @@ def create_app(cfg, engine=None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     def healthz():
         try:
-            with sessions() as s:
+            with read_sessions() as s:
                 s.execute(db_ping)
             return {"status": "ok", "process": "console", "store": "ok"}
         except Exception as exc:
@@ -234,7 +236,7 @@ def create_app(cfg, engine=None) -> FastAPI:
                       enterprise: str = "", key: str = "", key_name: str = "", since: str | None = None,
                       until: str | None = None, overdue: bool = False, page_no: int = Query(1, alias="page")):
         f = filters(type, state, enterprise, key, key_name, since, until, overdue, page_no)
-        with sessions() as s:
+        with read_sessions() as s:
             data = queries.messages(s, f, cc.page_size)
             opts = queries.choices(s)
         if len(data["messages"]) == 1 and key and data["total"] == 1 and not request.headers.get("HX-Request"):

@@ -12,7 +12,9 @@ from sqlalchemy.orm import sessionmaker
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, readonly: bool = False) -> Engine:
+    """`readonly`: for a process that only reads (the console's pages, `swgw status`): on SQLite its
+    transactions begin deferred, so reading never takes the write lock the daemon needs."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -24,8 +26,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn):
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _):
@@ -74,10 +76,10 @@ class Store:
     sessions: sessionmaker
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, readonly: bool = False) -> Store:
     """The store at `url`; a store without any schema gets it (Alembic). A store with an older
     schema is upgraded by the daemon when it starts, or `swgw db upgrade`."""
-    engine = make_engine(url)
+    engine = make_engine(url, readonly=readonly)
     if not inspect(engine).has_table("messages"):
-        upgrade(engine)
+        upgrade(make_engine(url))
     return Store(engine, sessions(engine))
