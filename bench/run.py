@@ -3,8 +3,10 @@
 Prints a table; every rate is also given as a ratio to the floor and to the baseline measured in the
 same run.
 Scenarios: the floor (only the library calls no implementation can avoid), baseline (tight loop:
-swgw's own map/build/sign code without store or transport), drop->sent and drop->final on the embedded default, latency at a
-steady offered rate, the receipt path, and (when the PC/SC stack is installed) card-bound mode.
+swgw's own map/build/sign code without store or transport), drop->sent and drop->final on the
+embedded default, latency at a steady offered rate, the receipt path, the console's page times on a
+100,000-message PostgreSQL store and the fast CLI on 10,000 messages (console), and (when the PC/SC
+stack is installed) card-bound mode.
 """
 from __future__ import annotations
 
@@ -207,6 +209,8 @@ def main() -> int:
     ap.add_argument("--layout", choices=("rich", "reference"), default="rich",
                     help="rich: the reference layout plus the full declaration's optional columns (default); "
                          "reference: exactly the reference export's columns")
+    ap.add_argument("--console-messages", type=int, default=100_000, help="store size for the console's page times")
+    ap.add_argument("--cli-messages", type=int, default=10_000, help="store size for status/trace/subscriptions")
     args = ap.parse_args()
     only = set(args.only.split(",")) if args.only else None
     tmp = Path(tempfile.mkdtemp(prefix="swgw-bench-"))
@@ -230,6 +234,10 @@ def main() -> int:
         bench_offered(tmp, keys, args.offered_rate, args.offered_seconds)
     if not only or "receipts" in only:
         bench_receipts(tmp, keys, min(args.declarations, 500))
+    if not only or "console" in only:
+        import console
+
+        console.run(say, args.console_messages, args.cli_messages)
     if not only or "cards" in only:
         import cards
 

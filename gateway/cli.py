@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from gateway.config import ConfigError, load
-
 DEFAULT_CONFIG = "config/gateway.toml"
 
 
@@ -18,14 +16,28 @@ class Exit(Exception):
 
 
 def _config(path: str):
+    from gateway.config import ConfigError, load
+
     try:
         return load(path)
     except ConfigError as exc:
         raise Exit(2, str(exc)) from None
 
 
+def _store(path: str, readonly: bool = True):
+    """The store alone, found from the config's [store] table: no runtime is built (no schemas,
+    mappings, transports or signers), so `status`, `trace` and `subscriptions` answer fast."""
+    from gateway.store import db, locate
+
+    try:
+        return db.open_store(locate.store_url(path), readonly=readonly)
+    except locate.StoreLocationError as exc:
+        raise Exit(2, str(exc)) from None
+
+
 def _runtime(path: str, upgrade: bool = True):
     from gateway import log
+    from gateway.config import ConfigError
     from gateway.runtime import Runtime
 
     cfg = _config(path)
@@ -145,8 +157,8 @@ def status(config_path, doc_type, state, key, overdue, as_json):
     from gateway.lifecycle import report
     from gateway.store import repo
 
-    rt = _runtime(config_path)
-    with rt.sessions() as s:
+    store = _store(config_path)
+    with store.sessions() as s:
         msgs = repo.listing(s, doc_type, state, key, overdue=overdue)
         rows = [{"id": m.id, "type": m.doc_type, "key": m.business_key, "state": m.state,
                  "enterprise": m.enterprise, "cop_msg_id": m.cop_msg_id, "submit": _describe(rt, m),
@@ -192,8 +204,8 @@ def trace(config_path, ref):
     """The whole event log and receipts of one message (by id, CopMsgId or any business key)."""
     from gateway.store import repo
 
-    rt = _runtime(config_path)
-    with rt.sessions() as s:
+    store = _store(config_path)
+    with store.sessions() as s:
         msgs = repo.find(s, ref)
         if not msgs:
             raise Exit(1, f"no message is known by {ref!r}")
@@ -246,6 +258,10 @@ def resend(config_path, ref, new_submission, all_failed, doc_type):
         m = resending.request(rt, ref, new_submission=new_submission)
     except resending.Refused as exc:
         raise Exit(1, str(exc)) from None
+    if m.already_queued:
+        click.echo(f"message {m.id} is already queued to send again (asked {m.already_queued}); "
+                   f"it is sent once, as {m.cop_msg_id}")
+        return
     how = "as a new submission with CopMsgId" if new_submission else "as"
     click.echo(f"message {m.id} queued to send again {how} {m.cop_msg_id}")
 
@@ -452,6 +468,7 @@ def sandbox(config_path):
     from gateway import log
     from gateway.sandbox import settings
     from gateway.sandbox.peer import open_peer
+    from gateway.config import ConfigError
 
     log.setup()
     try:
@@ -466,7 +483,11 @@ def sandbox(config_path):
 
 from gateway.lifecycle import commands as _lifecycle_commands  # noqa: E402
 
-_lifecycle_commands.register(cli, config_option, _runtime, Exit)
+_lifecycle_commands.register(cli, config_option, _runtime, Exit, store=_store)
+
+from gateway.console import cli as _console_commands  # noqa: E402
+
+_console_commands.register(cli, config_option, _config, Exit)
 
 from gateway import tools as _tools  # noqa: E402
 

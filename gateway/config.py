@@ -13,8 +13,10 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway import layering
+from gateway.console.settings import ConsoleConfig, MetricsConfig
 from gateway.lifecycle.settings import DeadlineConfig, LifecycleConfig
 from gateway.secret import ConfigError, Secret
+from gateway.store import locate
 
 
 class _Model(BaseModel):
@@ -22,11 +24,11 @@ class _Model(BaseModel):
 
 
 class StoreConfig(_Model):
-    url: str = "sqlite:///var/swgw.db"
-    url_env: str = "SWGW_STORE_URL"
+    url: str = locate.DEFAULT_URL
+    url_env: str = locate.DEFAULT_ENV
 
     def resolved_url(self) -> str:
-        return os.environ.get(self.url_env) or self.url
+        return locate.resolved(self.url, self.url_env)
 
 
 class LogConfig(_Model):
@@ -236,6 +238,8 @@ class Config(_Model):
     amqp_intake: AmqpIntakeConfig | None = None
     receipt_exchange: ReceiptExchangeConfig | None = None
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -277,10 +281,7 @@ def _resolve_paths(node: BaseModel, base: Path) -> None:
 
 
 def _resolve_store_url(cfg: Config, base: Path) -> None:
-    url = cfg.store.url
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        cfg.store.url = prefix + os.path.normpath(base / url[len(prefix):])
+    cfg.store.url = locate.resolve_sqlite(cfg.store.url, base)
 
 
 def load(path: str | os.PathLike) -> Config:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from card.signer import SignerError
-from gateway import intake, pipeline
+from gateway import health, intake, pipeline
 from gateway.config import ConfigError
 from gateway.lifecycle import service as lifecycle, shutdown as graceful
 from gateway.log import get_logger
@@ -46,14 +46,17 @@ class Daemon:
         self.signing: SigningWorkers | None = None
         self.queue_intake = None   # AmqpIntake, when [amqp_intake] is configured
         self.lifecycle: lifecycle.Lifecycle | None = None
+        self.metrics = None        # MetricsServer, when [metrics] listen is set
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
         for name in self.rt.signer_configs:
             try:
                 self.rt.signer(name)
+                health.signer(name, "present")
             except SignerError as exc:  # a card may come later; signing parks until then
                 log.warning("signer not ready", signer=name, error=str(exc))
+                health.signer(name, "absent", str(exc))
         sb = self.rt.config.sandbox
         if sb.mode != "off":
             if sb.config is None:
@@ -73,9 +76,18 @@ class Daemon:
         if recovered:
             log.info("recovered files claimed before a restart", files=recovered)
         self.lifecycle = lifecycle.start(self.rt)  # scheduled jobs: deadlines, housekeeping, subscriptions
+        health.publish(self.rt)
+        mc = self.rt.config.metrics
+        if mc.listen:
+            from gateway.metrics import MetricsServer
+
+            self.metrics = MetricsServer(self.rt, mc.listen, mc.gauge_interval)
+            log.info("metrics", url=f"http://{mc.listen}/metrics")
 
     def shutdown(self) -> None:
         self.stop.set()
+        if self.metrics is not None:
+            self.metrics.close()
         if self.signing:
             self.signing.join()
         if self._peer_thread:
@@ -103,6 +115,7 @@ class Daemon:
 
     # -- the loop ---------------------------------------------------------------------
     def tick(self) -> int:
+        health.publish(self.rt, every=2.0)  # links and signers, for the console
         return intake.run_once(self.rt) + self._take_records() + pipeline.step(self.rt, sign=self.signing is None)
 
     def _take_records(self) -> int:

@@ -15,7 +15,7 @@ import hashlib
 from lxml import etree
 
 from card.signer import CardAbsent, CardMismatch, PinError, SignerError
-from gateway import alarms, envelope, faults, filings, fsutil, licence_use, metrics, mofcom_key, signing, xmlsafe
+from gateway import alarms, envelope, faults, filings, fsutil, health, licence_use, metrics, mofcom_key, signing, xmlsafe
 from gateway.lifecycle import retries, subscriptions
 from gateway.log import get_logger
 from gateway.receipts import correlate as correlation
@@ -48,7 +48,9 @@ def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
             try:
                 _sign_one(rt, s, msg)
                 done += 1
+                health.signer(msg.signer, "present")
             except CardAbsent as exc:
+                health.signer(msg.signer, "absent", str(exc))
                 repo.note(s, msg, "parked", f"card absent, message waits unsigned: {exc}")
                 log.warning("card absent; signing parked", signer=msg.signer)
                 break
@@ -61,6 +63,7 @@ def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
                                    signer=exc.key, message_id=msg.id, tries_left=exc.tries_left)
             except PinError as exc:
                 rt.signing_halted = f"signer {msg.signer}: {exc}"
+                health.signer(msg.signer, "halted", f"PIN refused: {exc}")
                 repo.note(s, msg, "alarm", f"PIN refused, all signing stopped: {exc}")
                 s.commit()
                 alarms.raise_alarm(rt, "pin-refused", "PIN refused: all signing stopped until an operator "

@@ -36,3 +36,15 @@ echo "one declaration's whole story: .venv/bin/swgw trace DL2026110100001"
 echo "  (inspected, with its inspection order: .venv/bin/swgw trace DL2026110100002)"
 echo "a licence from application to write-off: .venv/bin/swgw trace EL2026000101"
 echo "a certificate of origin: .venv/bin/swgw trace INV-2026-0331"
+# the operator console on the demo's store, with a demo operator (its password kept in var/)
+if [ ! -s var/console-demo-password ]; then
+  (umask 077; .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(12))" > var/console-demo-password)
+fi
+export SWGW_DEMO_PASSWORD="$(cat var/console-demo-password)"
+.venv/bin/swgw console user add demo --role operator --password-env SWGW_DEMO_PASSWORD --config "$config" \
+    >/dev/null 2>&1 \
+  || .venv/bin/swgw console user passwd demo --password-env SWGW_DEMO_PASSWORD --config "$config" >/dev/null
+echo
+echo "the operator console: .venv/bin/swgw console --config $config"
+echo "  then open http://127.0.0.1:8642/ and log in as demo, password $SWGW_DEMO_PASSWORD"
+echo "  (kept in var/console-demo-password; more users: swgw console user add NAME --role viewer|operator|admin)"

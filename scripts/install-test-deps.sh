@@ -6,10 +6,13 @@
 #   - openssh-server:              the real sshd the SFTP tests start
 #   - pcscd, vsmartcard-vpcd:      PC/SC with the virtual reader the virtual card plugs into
 #   - libpcsclite-dev, swig:       to build pyscard where no wheel fits
+#   - chromium, chromium-driver:   the console's browser tests (headless; selenium drives
+#                                  /usr/bin/chromium through /usr/bin/chromedriver, never a downloaded browser)
+#   - fonts-wqy-microhei:          CJK glyphs for the console's screenshots (receipt notes are Chinese)
 set -eu
 
 PYTHON=${1:-.venv/bin/python}
-PACKAGES="openssl openssh-server openssh-client pcscd vsmartcard-vpcd libpcsclite-dev swig"
+PACKAGES="openssl openssh-server openssh-client pcscd vsmartcard-vpcd libpcsclite-dev swig chromium chromium-driver fonts-wqy-microhei"
 
 missing=""
 for p in $PACKAGES; do

@@ -11,7 +11,8 @@ import click
 KNOWN_KINDS = ("dxp-rep", "import-response", "dec-result")
 
 
-def register(group, config_option, runtime, Exit) -> None:
+def register(group, config_option, runtime, Exit, store=None) -> None:
+    store = store or runtime
     @click.command()
     @config_option
     @click.option("--key", "business_key", default="", help="a business document number (ClientSeqNo, SeqNo, entry id …)")
@@ -42,9 +43,13 @@ def register(group, config_option, runtime, Exit) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def subscriptions_cmd(config_path, as_json):
         """List the subscription rules."""
-        from gateway.lifecycle import subscriptions
+        from sqlalchemy import select
 
-        rules = subscriptions.listing(runtime(config_path))
+        from gateway.lifecycle.rules import Rule
+        from gateway.store.models import Subscription
+
+        with store(config_path).sessions() as s:  # the store alone: no runtime to build
+            rules = [Rule.of(sub) for sub in s.scalars(select(Subscription).order_by(Subscription.id))]
         if as_json:
             click.echo(json.dumps([{"id": r.id, "key": r.business_key or None, "enterprise": r.enterprise or None,
                                     "operator": r.operator or None, "kinds": sorted(r.kinds),

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
 
 from gateway import alarms
 from gateway.lifecycle import clock, retries
+from gateway.lifecycle.rules import Rule
 from gateway.log import get_logger
 from gateway.receipts import route as routing
 from gateway.store import repo
@@ -30,31 +30,6 @@ from gateway.store.models import Message, Receipt, Subscription, SubscriptionPen
 from gateway.transports.base import TransportError
 
 log = get_logger("subscriptions")
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: int
-    business_key: str
-    enterprise: str
-    operator: str
-    kinds: frozenset[str]
-    folder: str
-    queue: str
-
-    @classmethod
-    def of(cls, sub: Subscription) -> "Rule":
-        kinds = frozenset(k.strip() for k in sub.kinds.split(",") if k.strip())
-        return cls(sub.id, sub.business_key, sub.enterprise, sub.operator, kinds, sub.folder, sub.queue)
-
-    def target(self) -> str:
-        return f"folder {self.folder}" if self.folder else f"queue {self.queue}"
-
-    def describe(self) -> str:
-        parts = [f"{name} {value}" for name, value in (("key", self.business_key), ("enterprise", self.enterprise),
-                                                      ("operator", self.operator)) if value]
-        kinds = ",".join(sorted(self.kinds)) or "all kinds"
-        return f"{' '.join(parts)} ({kinds}) -> {self.target()}"
 
 
 class Rules:
@@ -210,7 +185,7 @@ def _copy(rt, rule: Rule, receipt: Receipt, msg: Message) -> str:
 
 # -- managing (the CLI) ------------------------------------------------------------
 def add(rt, *, business_key: str = "", enterprise: str = "", operator: str = "", kinds: list[str] = (),
-        folder: str = "", queue: str = "") -> Subscription:
+        folder: str = "", queue: str = "", by: str = "") -> Subscription:
     if not (business_key or enterprise or operator):
         raise ValueError("say what to subscribe to: --key, --enterprise and/or --operator")
     if bool(folder) == bool(queue):
@@ -224,16 +199,18 @@ def add(rt, *, business_key: str = "", enterprise: str = "", operator: str = "",
     with rt.sessions.begin() as s:
         s.add(sub)
         s.flush()
-        repo.note(s, None, "subscription", f"subscription {sub.id} added: {Rule.of(sub).describe()}")
+        who = f" by {by}" if by else ""
+        repo.note(s, None, "subscription", f"subscription {sub.id} added{who}: {Rule.of(sub).describe()}")
     return sub
 
 
-def remove(rt, sub_id: int) -> Subscription | None:
+def remove(rt, sub_id: int, by: str = "") -> Subscription | None:
     with rt.sessions.begin() as s:
         sub = s.get(Subscription, sub_id)
         if sub is None:
             return None
-        repo.note(s, None, "subscription", f"subscription {sub.id} removed: {Rule.of(sub).describe()}")
+        who = f" by {by}" if by else ""
+        repo.note(s, None, "subscription", f"subscription {sub.id} removed{who}: {Rule.of(sub).describe()}")
         s.query(SubscriptionPending).filter(SubscriptionPending.subscription_id == sub.id).delete()
         s.delete(sub)
     return sub

@@ -3,16 +3,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, event
+from dataclasses import dataclass
+
+from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, readonly: bool = False) -> Engine:
+    """`readonly`: for a process that only reads (the console's pages, `swgw status`): on SQLite its
+    transactions begin deferred, so reading never takes the write lock the daemon needs."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -24,8 +26,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn):
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _):
@@ -40,6 +42,9 @@ def make_engine(url: str) -> Engine:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
@@ -60,3 +65,21 @@ def current_revision(engine: Engine) -> str | None:
 
 def sessions(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@dataclass
+class Store:
+    """The store alone (engine and sessions), for what needs nothing else of the runtime:
+    `swgw status`, `trace`, `subscriptions`, the console."""
+
+    engine: Engine
+    sessions: sessionmaker
+
+
+def open_store(url: str, readonly: bool = False) -> Store:
+    """The store at `url`; a store without any schema gets it (Alembic). A store with an older
+    schema is upgraded by the daemon when it starts, or `swgw db upgrade`."""
+    engine = make_engine(url, readonly=readonly)
+    if not inspect(engine).has_table("messages"):
+        upgrade(make_engine(url))
+    return Store(engine, sessions(engine))

@@ -82,6 +82,8 @@ class Message(Base):
         Index("ix_messages_state", "state"),
         Index("ix_messages_overdue", "overdue"),
         Index("ix_messages_key", "doc_type", "enterprise", "business_key"),
+        Index("ix_messages_created", "created_at"),
+        Index("ix_messages_type_state", "doc_type", "state"),
     )
 
 
@@ -160,3 +162,65 @@ class SubscriptionPending(Base):
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (UniqueConstraint("subscription_id", "receipt_id"),)
+
+
+# -- the operator console and what the daemon reports for it (revision 0006_console) ----------
+class Alarm(Base):
+    """An alarm as raised (gateway/alarms.py), kept so the console can list and acknowledge it."""
+
+    __tablename__ = "alarms"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(60))
+    message: Mapped[str] = mapped_column(Text, default="")
+    fields: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(ID, nullable=True)       # the message it is about, if any
+    raised_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    acked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acked_by: Mapped[str] = mapped_column(String(80), default="")
+    __table_args__ = (Index("ix_alarms_open", "acked_at"),)
+
+
+class Component(Base):
+    """What the daemon last knew of a transport link or a signer: up/down, present/absent/halted."""
+
+    __tablename__ = "components"
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)   # "transport exchange send", "signer op"
+    kind: Mapped[str] = mapped_column(String(20))                        # link | signer
+    state: Mapped[str] = mapped_column(String(20))                       # up, down | present, absent, halted
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    since: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ConsoleUser(Base):
+    __tablename__ = "console_users"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    role: Mapped[str] = mapped_column(String(20))                        # viewer | operator | admin
+    password_hash: Mapped[str] = mapped_column(String(200))              # argon2id
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)       # since the last good one
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ConsoleSession(Base):
+    """A logged-in browser: the cookie holds the token, the store only its SHA-256."""
+
+    __tablename__ = "console_sessions"
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id", ondelete="CASCADE"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LoginAttempt(Base):
+    """Every login attempt (by name and client address): the rate limit counts these."""
+
+    __tablename__ = "console_login_attempts"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    client: Mapped[str] = mapped_column(String(80), default="")
+    ok: Mapped[bool] = mapped_column(Integer, default=0)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (Index("ix_login_attempts_client", "client", "at"),)
