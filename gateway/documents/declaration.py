@@ -129,7 +129,8 @@ class Declaration(DocumentFamily):
             head[0].setdefault("InputerName", Value(ctx.operator.name, PROFILE))
         return errors
 
-    def describe(self, document: bytes | None) -> str:
+    @classmethod
+    def describe(cls, document: bytes | None) -> str:
         found = _OPER_TYPE.search(document or b"")
         if not found:
             return ""
