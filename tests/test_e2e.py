@@ -93,6 +93,8 @@ def test_rejection_legacy_receipts_and_unknown_codes_and_roots_are_kept_shown_an
             when = { ClientSeqNo = "^UNK" }
             channels = ["7", "L", "Q9", "Q9", "J", "P", "R"]
             """)
+    # this operator's signer writes the CEB-2018 form (w3.org sm2-sm3, SHA-1 digest); the sandbox checks it
+    ws.config.write_text(ws.config.read_text().replace('holder = "王丹"\n', 'holder = "王丹"\nxmldsig = "ceb-2018"\n', 1))
     ws.start_sandbox()
     ws.drop("mixed.csv", csv_rows(1, prefix="REJ") + csv_rows(1, prefix="LEG").split("\n", 1)[1]
             + csv_rows(1, prefix="UNK").split("\n", 1)[1])
@@ -116,6 +118,10 @@ def test_rejection_legacy_receipts_and_unknown_codes_and_roots_are_kept_shown_an
     assert "'Q9'" in next(a for a in alarms if a["kind"] == "unknown-status")["message"]
     unmatched = list((ws.root / "outbox" / "unmatched").glob("unmatched.generic.*.xml"))
     assert len(unmatched) == 1 and unmatched[0].read_bytes() == unknown_root.read_bytes()
+    ds = "{http://www.w3.org/2000/09/xmldsig#}"
+    methods = {(etree.parse(str(p)).find(f"{ds}Signature/{ds}SignedInfo/{ds}SignatureMethod").get("Algorithm"),
+                etree.parse(str(p)).find(f".//{ds}DigestMethod").get("Algorithm")) for p in ws.received_envelopes()}
+    assert methods == {("http://www.w3.org/2000/09/xmldsig#sm2-sm3", "http://www.w3.org/2000/09/xmldsig#sha1")}
 
 
 def test_bad_row_rejects_only_its_declaration_with_a_located_report(ws):
