@@ -2,7 +2,8 @@
 
 Prints a table; every rate is also given as a ratio to the baseline measured in the same run.
 Scenarios: baseline (tight loop), drop->sent and drop->final on the embedded default, latency at a
-steady offered rate, the receipt path, and (when the PC/SC stack is installed) card-bound mode.
+steady offered rate, the receipt path, a 10,000-row spreadsheet's
+read+map time and peak memory (xlsx), and (when the PC/SC stack is installed) card-bound mode.
 """
 from __future__ import annotations
 
@@ -210,6 +211,10 @@ def main() -> int:
         bench_offered(tmp, keys, args.offered_rate, args.offered_seconds)
     if not only or "receipts" in only:
         bench_receipts(tmp, keys, min(args.declarations, 500))
+    if not only or "xlsx" in only:
+        import spreadsheet
+
+        spreadsheet.run(tmp, say)
     if not only or "cards" in only:
         import cards
 

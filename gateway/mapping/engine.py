@@ -16,7 +16,8 @@ of the document the fields and where each comes from:
     per = "row"
     fields.CodeTS = { column = "hs_code", pattern = '^\\d{10}$', message = "HS code must be 10 digits" }
 
-Non-CSV formats take reader options in a [reader] table (JSON/XML: records, rows; see
+A tabular mapping (format = "csv") also reads .xlsx, recognised by content: the first sheet,
+or `[reader] sheet = "Name"`; see readers_xlsx.py. Non-CSV formats take reader options in a [reader] table (JSON/XML: records, rows; see
 readers_tree.py); their columns are flattened paths such as `lines.qty` or `Goods/Item/HsCode`.
 
 Field options: column | value (constant) | default, required, type (str, int, decimal,
@@ -167,6 +168,10 @@ class Mapping:
     def read(self, data: bytes, encoding: str = "auto") -> readers.Table:
         options = {"delimiter": self.delimiter} if self.format == "csv" else {}
         options.update(self.reader)
+        if readers.readers_xlsx.is_xlsx(data):  # chosen by content: an .xlsx is a zip, whatever its name
+            if self.format not in readers.TABULAR:
+                raise InputError(f"a spreadsheet (.xlsx), but mapping {self.path.name} reads {self.format}")
+            return readers.TABULAR[self.format](data, encoding=encoding, **options)
         return readers.READERS[self.format](data, encoding=encoding, **options)
 
     def apply(self, table: readers.Table) -> list[Mapped]:
