@@ -109,7 +109,8 @@ def map_cmd(config_path, dry_run, doc_type, show_xml, file):
         raise Exit(2, f"--type is needed: one of {', '.join(rt.doc_types)}")
     dt = rt.doc_types[doc_type]
     try:
-        table = dt.mapping.read(path.read_bytes(), dt.encoding)
+        data, files = intake.unpack(dt, path.read_bytes())   # a .zip drop: its data file and attachments
+        table = dt.mapping.read(data, dt.encoding)
         groups = dt.mapping.apply(table)
     except InputError as exc:
         raise Exit(1, f"{path.name}{f', row {exc.row}' if exc.row else ''}: {exc}") from None
@@ -117,9 +118,9 @@ def map_cmd(config_path, dry_run, doc_type, show_xml, file):
     click.echo(f"{path.name}: {len(groups)} {doc_type} document(s), encoding {table.encoding}, "
                f"mapping {dt.mapping.path.name}")
     for mapped in groups:
-        ev = intake.evaluate(rt, dt, mapped)
+        ev = intake.evaluate(rt, dt, mapped, files)
         rows = ",".join(map(str, mapped.rows))
-        counts = ", ".join(f"{len(v)} {k}" for k, v in mapped.sections.items() if len(v) != 1 or k in ("DecList",))
+        counts = ", ".join(f"{len(v)} {k}" for k, v in mapped.sections.items() if len(v) != 1 or k in ("DecList", "EdocRealation"))
         if ev.errors:
             bad += 1
             click.echo(f"  ✗ {mapped.key} (rows {rows}): {len(ev.errors)} error(s)")

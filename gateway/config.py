@@ -144,6 +144,16 @@ TransportConfig = Annotated[Union[FolderTransportConfig, SftpTransportConfig, Am
                             Field(discriminator="kind")]
 
 
+class AttachmentConfig(_Model):
+    """Files carried with a document ([documents.<type>.attachments]); see gateway/attachments.py."""
+
+    dir: Path | None = None                      # default <inbox>/attachments
+    max_bytes: int = 4 * 1024 * 1024             # one file
+    max_count: int = 10                          # per document
+    max_package_bytes: int = 60 * 1024 * 1024    # a .zip drop, everything in it expanded
+    types: list[str] = Field(default_factory=lambda: ["pdf", "jpeg", "png", "ofd"])
+
+
 class DocumentConfig(_Model):
     inbox: Path
     outbox: Path
@@ -157,6 +167,7 @@ class DocumentConfig(_Model):
     max_file_bytes: int = 50 * 1024 * 1024
     encoding: str = "auto"                       # auto | utf-8 | utf-8-sig | gb18030
     deadlines: DeadlineConfig = Field(default_factory=DeadlineConfig)   # expected receipt times
+    attachments: AttachmentConfig = Field(default_factory=AttachmentConfig)
 
 
 class AmqpIntakeConfig(_Model):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
@@ -17,15 +17,16 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
-from gateway import faults, fsutil, metrics
+from gateway import attachments, faults, fsutil, metrics, zipsafe
 from gateway.documents.base import Context
 from gateway.log import get_logger
 from gateway.mapping.engine import Mapped
+from gateway.mapping import readers_xlsx
 from gateway.mapping.errors import FieldError, InputError
 from gateway.runtime import DocType, Runtime
 from gateway.sources.folder import Claimed
 from gateway.store import repo, states
-from gateway.store.models import IntakeFile, Message, MessageKey, utcnow
+from gateway.store.models import IntakeFile, Message, MessageAttachment, MessageKey, utcnow
 
 log = get_logger("intake")
 TAKEN = ("accepted", "partial", "duplicate")
@@ -156,10 +157,24 @@ def _evaluate_file(rt: Runtime, dt: DocType, data: bytes, mapping=None) -> tuple
     """Read, map and evaluate every document of a file: (encoding, evaluations), or the input error."""
     mapping = mapping or dt.mapping
     try:
+        data, files = unpack(dt, data)
         table = mapping.read(data, dt.encoding)
-        return table.encoding, [evaluate(rt, dt, mapped) for mapped in mapping.apply(table)]
+        return table.encoding, [evaluate(rt, dt, mapped, files) for mapped in mapping.apply(table)]
     except InputError as exc:
         return exc
+
+
+def unpack(dt: DocType, data: bytes):
+    """A .zip drop (not a spreadsheet) is a package: its data file, and its attachments by name.
+    Any other drop takes attachments from the document's attachments folder."""
+    if zipsafe.is_zip(data) and not readers_xlsx.is_xlsx(data):
+        policy = dt.attachment_policy or attachments.Policy()
+        try:
+            package = attachments.Package(data, policy, "the .zip package")
+        except zipsafe.UnsafeZip as exc:
+            raise InputError(f"package refused: {exc}") from None
+        return package.data, package
+    return data, attachments.Folder(dt.attachments_dir) if dt.attachments_dir else None
 
 
 def _store_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str,
@@ -205,11 +220,14 @@ class Evaluation:
     signer: str
     document: bytes | None
     errors: list[FieldError]
+    attachments: list = field(default_factory=list)   # attachments.Attachment, checked and hashed
 
 
-def evaluate(rt: Runtime, dt: DocType, mapped: Mapped) -> Evaluation:
-    """Profile -> enrich -> rules -> build -> XSD for one document. Touches no store."""
+def evaluate(rt: Runtime, dt: DocType, mapped: Mapped, files=None) -> Evaluation:
+    """Profile -> enrich -> attachments -> rules -> build -> XSD for one document. Touches no store.
+    `files`: where the attachments it names are (a .zip package or the attachments folder)."""
     errors: list[FieldError] = list(mapped.errors)
+    carried = []
     built = None
     ent = rt.enterprise(mapped.enterprise)
     if ent is None:
@@ -224,13 +242,19 @@ def evaluate(rt: Runtime, dt: DocType, mapped: Mapped) -> Evaluation:
     if ent and op:
         # rules run beside field errors so a user sees every problem at once; the schema
         # check runs only on a clean document, where it finds what the mapping cannot
-        dt.family.enrich(mapped, Context(ent, op, rt.media_no(op.signer)))
+        ctx = Context(ent, op, rt.media_no(op.signer))
+        dt.family.enrich(mapped, ctx)
+        if mapped.attachments:
+            carried, refused = attachments.resolve(mapped.attachments, files, dt.attachment_policy
+                                                   or attachments.Policy())
+            errors.extend(refused or dt.family.carry(mapped, carried, ctx))
         errors.extend(dt.family.rules(mapped))
         if not errors:
             built = dt.family.build(mapped)
             errors.extend(dt.family.locate(built, dt.family.schema.errors(built.root)))
     document = etree.tostring(built.root, xml_declaration=True, encoding="UTF-8") if built is not None else None
-    return Evaluation(mapped, ent.code if ent else mapped.enterprise, op.signer if op else "", document, errors)
+    return Evaluation(mapped, ent.code if ent else mapped.enterprise, op.signer if op else "", document, errors,
+                      carried if document is not None else [])
 
 
 def prepare(rt: Runtime, dt: DocType, s, mapped: Mapped, intake_id: int | None, file_name: str,
@@ -277,8 +301,16 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
                   source_ref=source_ref[:400], content_sha256=content_sha, document=document,
                   signer=ev.signer, transport=dt.transport, attempts=0, last_receipt="",
                   keys=[MessageKey(name=dt.family.key_name, value=mapped.key)])
+    carried_as = _carried_names(document) if ev.attachments and not errors else []
+    for seq, (att, as_name) in enumerate(zip(ev.attachments, carried_as), start=1):
+        msg.attachments.append(MessageAttachment(seq=seq, code=att.code, name=att.name[:255], carried_as=as_name,
+                                                 media_type=attachments.MEDIA[att.kind], size=att.size,
+                                                 sha256=att.sha256, content=att.data))
     s.add(msg)
     repo.note(s, msg, "received", source_ref)
+    if msg.attachments:
+        repo.note(s, msg, "attachments", "; ".join(f"{a.name} as {a.carried_as} ({a.code}, {a.media_type}, "
+                                                   f"{a.size} bytes, sha256 {a.sha256})" for a in msg.attachments))
     if errors:
         msg.errors = [e.to_dict() for e in errors]
         repo.transition(s, msg, states.INVALID, f"{len(errors)} error(s): " + "; ".join(
@@ -291,6 +323,13 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
                                                   "rows": mapped.rows}}
     result["_msg"] = msg
     return result
+
+
+def _carried_names(document: bytes) -> list[str]:
+    """The names the format gives the attachments, in order (declarations: EdocRealation/EdocID)."""
+    from gateway import xmlsafe
+
+    return [e.text for e in xmlsafe.parse(document).iter("{*}EdocID")]
 
 
 def _rows(rows: list[int]) -> str:

@@ -14,7 +14,7 @@ import hashlib
 from lxml import etree
 
 from card.signer import CardAbsent, CardMismatch, PinError, SignerError
-from gateway import alarms, envelope, faults, fsutil, metrics, signing, xmlsafe
+from gateway import alarms, attachments, envelope, faults, fsutil, metrics, signing, xmlsafe
 from gateway.lifecycle import retries, subscriptions
 from gateway.log import get_logger
 from gateway.receipts import correlate as correlation
@@ -83,9 +83,10 @@ def _sign_one(rt: Runtime, s, msg: Message) -> None:
     now = _now()
     dt_.family.before_sign(root, signer, info, now.strftime("%Y%m%d%H%M%S"))
     document = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    file_name, data = payload(msg, document)
     env = envelope.Envelope(
         trans=envelope.TransInfo(msg.cop_msg_id, ent.dxp_sender_id, [dt_.receiver_id], now, dt_.msg_type),
-        data=document, file_name=f"{msg.cop_msg_id}.xml", ic_card=info.media_no,
+        data=data, file_name=file_name, ic_card=info.media_no,
         biz_keys={dt_.family.key_name: msg.business_key})
     dxp = envelope.wrap(env)
     signed = signing.sign(dxp, signer, info.cert_no)
@@ -97,6 +98,15 @@ def _sign_one(rt: Runtime, s, msg: Message) -> None:
     msg.envelope = signed
     repo.transition(s, msg, states.SIGNED, f"signed by card {info.media_no} ({signer.algorithm}, "
                                           f"certificate {info.cert_no})")
+
+
+def payload(msg: Message, document: bytes) -> tuple[str, bytes]:
+    """What carries the business message: the XML itself, or — when it has attachments — one
+    .zip package of the message and its files under the names the message gives them."""
+    if not msg.attachments:
+        return f"{msg.cop_msg_id}.xml", document
+    return f"{msg.cop_msg_id}.zip", attachments.package(f"{msg.cop_msg_id}.xml", document,
+                                                         [(a.carried_as, a.content) for a in msg.attachments])
 
 
 # -- transmit -----------------------------------------------------------------------
@@ -115,8 +125,9 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
         s.commit()  # no transaction held while files travel
         for msg in batch:
             transport = rt.transports[msg.transport]
-            data = msg.document if transport.carries == "business" else msg.envelope
-            item = Outgoing(name=f"{msg.cop_msg_id}.xml", data=data, cop_msg_id=msg.cop_msg_id,
+            name, data = payload(msg, msg.document) if transport.carries == "business" else \
+                (f"{msg.cop_msg_id}.xml", msg.envelope)
+            item = Outgoing(name=name, data=data, cop_msg_id=msg.cop_msg_id,
                             doc_type=msg.doc_type, business_key=msg.business_key)
             msg.attempts += 1
             try:
@@ -174,7 +185,7 @@ def store_send_failure(s, transport: str, item) -> None:
     sha = hashlib.sha256(item.name.encode() + item.data).hexdigest()
     if s.query(Receipt.id).filter(Receipt.sha256 == sha).first():
         return
-    cop_msg_id = item.meta.get("original", item.name).rsplit("/", 1)[-1].removesuffix(".xml")
+    cop_msg_id = item.meta.get("original", item.name).rsplit("/", 1)[-1].removesuffix(".xml").removesuffix(".zip")
     msg = s.query(Message).filter(Message.cop_msg_id == cop_msg_id).first()
     why = f"the desktop client could not send it: {item.name} (check the client's log, the card and the XML)"
     s.add(Receipt(transport=transport, remote_name=item.name[:400], sha256=sha, kind="send-failed",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from card.signer import CardInfo, PinError, Signer
-from gateway import envelope
+from gateway import attachments, envelope
 from gateway.config import (
     Config,
     ConfigError,
@@ -45,6 +45,8 @@ class DocType:
     msg_type: str
     encoding: str
     max_file_bytes: int
+    attachment_policy: object = None   # attachments.Policy
+    attachments_dir: Path | None = None
 
 
 @dataclass
@@ -78,7 +80,11 @@ class Runtime:
             doc_types[key] = DocType(key, fam, mapping, record_mapping,
                                      FolderSource(dc.inbox, dc.stable_seconds, dc.done_marker),
                                      dc.transport, dc.outbox, dc.receiver_id, dc.msg_type or fam.msg_type,
-                                     dc.encoding, dc.max_file_bytes)
+                                     dc.encoding, dc.max_file_bytes,
+                                     attachments.Policy(dc.attachments.max_count, dc.attachments.max_bytes,
+                                                        dc.attachments.max_package_bytes,
+                                                        tuple(dc.attachments.types)),
+                                     dc.attachments.dir or dc.inbox / "attachments")
         return cls(cfg, engine, db.sessions(engine), doc_types, transports,
                    envelope.schema(XSD_DIR), dict(cfg.signers), publisher=open_publisher(cfg))
 

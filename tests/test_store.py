@@ -33,10 +33,10 @@ def engine(request, tmp_path):
 
 def test_migration_creates_schema_and_events_refuse_change(engine):
     db.upgrade(engine)
-    assert db.current_revision(engine) == "0002"
+    assert db.current_revision(engine) == "0005_origin"
     db.upgrade(engine)  # idempotent
     names = set(sa.inspect(engine).get_table_names())
-    assert {"messages", "events", "receipts", "intake_files", "message_keys"} <= names
+    assert {"messages", "events", "receipts", "intake_files", "message_keys", "message_attachments"} <= names
     with engine.begin() as c:
         c.execute(sa.text("INSERT INTO events (at, kind, from_state, to_state, detail) "
                           "VALUES (CURRENT_TIMESTAMP, 'state', 'a', 'b', 'x')"))
@@ -59,7 +59,7 @@ def test_migration_0002_adds_lifecycle_columns_to_a_store_with_messages(engine):
         c.execute(sa.text("INSERT INTO events (at, kind, from_state, to_state, detail) "
                           "VALUES (CURRENT_TIMESTAMP, 'state', 'a', 'b', 'kept')"))
     db.upgrade(engine)
-    assert db.current_revision(engine) == "0002"
+    assert db.current_revision(engine) == "0005_origin"
     insp = sa.inspect(engine)
     cols = {c["name"] for c in insp.get_columns("messages")}
     assert {"next_attempt_at", "transmit_failures", "sent_at", "overdue", "resends", "pruned_at"} <= cols

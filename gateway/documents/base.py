@@ -78,6 +78,13 @@ class DocumentFamily(abc.ABC):
     def enrich(self, mapped: Mapped, ctx: Context) -> None:
         """Add profile values (sender codes, operator) to the mapped sections."""
 
+    def carry(self, mapped: Mapped, files: list, ctx: Context) -> list[FieldError]:
+        """Put the document's checked attachments (attachments.Attachment) where the format
+        carries them; an error for each the family cannot carry."""
+        return [FieldError.at(mapped.attachments[0].origin if mapped.attachments else None, "attachments",
+                              "attachments", f"swgw does not carry attachments with {self.key} documents yet")
+                ] if files else []
+
     def rules(self, mapped: Mapped) -> list[FieldError]:
         """Business rules beyond the schema."""
         return []

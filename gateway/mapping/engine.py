@@ -44,6 +44,7 @@ from gateway.mapping.errors import FieldError, InputError, MappingFileError, Ori
 FIELD_KEYS = {"column", "value", "default", "required", "type", "scale", "max_digits", "date_format",
               "pattern", "max_length", "min_length", "codes", "map", "upper", "message", "lookup"}
 TYPES = {"str", "int", "decimal", "date", "datetime"}
+ATTACHMENT_KEYS = {"column", "default_code", "codes"}
 
 
 @dataclass
@@ -96,6 +97,7 @@ class Mapped:
     sections: dict[str, list[Record]]
     errors: list[FieldError]
     reference: CodeTables | None = None   # the mapping's code and reference tables, for family rules
+    attachments: list = field(default_factory=list)   # attachments.Named: files the document names
 
     def first(self, section: str) -> Record:
         items = self.sections.get(section) or [{}]
@@ -113,6 +115,7 @@ class Mapping:
     codes: CodeTables
     delimiter: str = ","
     reader: dict = field(default_factory=dict)   # reader options ([reader] table: records, rows …)
+    attachments: dict = field(default_factory=dict)  # [attachments]: column, default_code, codes
 
     # -- loading -----------------------------------------------------------------
     @classmethod
@@ -149,8 +152,15 @@ class Mapping:
             sections.append(SectionSpec(sname, per, fields, list(sraw.get("dedupe_by", [])),
                                         sraw.get("skip_if_empty")))
         codes = CodeTables(Path(codes_dir) if codes_dir else Path(path).parent / "codes")
+        attachments = dict(raw.get("attachments", {}))
+        unknown = set(attachments) - ATTACHMENT_KEYS
+        if unknown or (attachments and "column" not in attachments):
+            raise MappingFileError(f"{path}: [attachments] needs 'column' and takes only "
+                                   f"{sorted(ATTACHMENT_KEYS)}" + (f" (unknown: {sorted(unknown)})" if unknown else ""))
+        if attachments.get("codes"):
+            codes.rows(attachments["codes"])
         m = cls(Path(path), need("document"), fmt, need("group_by"), raw.get("enterprise"), sections, codes,
-                raw.get("delimiter", ","), reader)
+                raw.get("delimiter", ","), reader, attachments)
         for s in sections:
             for f in s.fields:
                 if f.codes:
@@ -214,7 +224,34 @@ class Mapping:
                         seen.add(ident)
                     items.append(rec)
                 sections[spec.name] = items
-        return Mapped(key, key_origin, enterprise, [r for r, _ in rows], sections, errors, self.codes)
+        return Mapped(key, key_origin, enterprise, [r for r, _ in rows], sections, errors, self.codes,
+                      self._attachments(rows, table, errors))
+
+    def _attachments(self, rows, table: readers.Table, errors: list[FieldError]) -> list:
+        """The files a document names in the attachments column (any of its rows; each once)."""
+        if not self.attachments:
+            return []
+        from gateway import attachments
+
+        column, named, seen = self.attachments["column"], [], set()
+        for row_no, values in rows:
+            text = values.get(column, "").strip()
+            if not text:
+                continue
+            found, errs = attachments.parse_column(text, table.origin(row_no, column),
+                                                   self.attachments.get("default_code"))
+            errors.extend(errs)
+            for n in found:
+                if n.name in seen:
+                    continue
+                seen.add(n.name)
+                if self.attachments.get("codes") and not self.codes.has(self.attachments["codes"], n.code):
+                    errors.append(FieldError.at(n.origin, "attachments", "code",
+                                                f"type code {n.code!r} of attachment {n.name!r} is not a code in "
+                                                f"table {self.attachments['codes']!r}", n.code))
+                    continue
+                named.append(n)
+        return named
 
     @staticmethod
     def _raw(spec: SectionSpec, fname: str, row) -> str:

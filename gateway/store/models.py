@@ -75,6 +75,8 @@ class Message(Base):
 
     keys: Mapped[list[MessageKey]] = relationship(back_populates="message", cascade="all, delete-orphan",
                                                   order_by="MessageKey.id")  # in the order they came
+    attachments: Mapped[list[MessageAttachment]] = relationship(cascade="all, delete-orphan",
+                                                                order_by="MessageAttachment.seq")
     intake_file: Mapped[IntakeFile | None] = relationship()
     # write-only: appending an event never loads a message's whole history
     events: WriteOnlyMapped[Event] = relationship(passive_deletes=True)
@@ -98,6 +100,23 @@ class MessageKey(Base):
         UniqueConstraint("message_id", "name", "value"),
         Index("ix_message_keys_value", "value"),
     )
+
+
+class MessageAttachment(Base):
+    """A file carried with a message (revision 0005_origin): checked, hashed, kept until sent."""
+
+    __tablename__ = "message_attachments"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(20))             # the format's type code (EdocCode …)
+    name: Mapped[str] = mapped_column(String(255))            # as the ERP named it
+    carried_as: Mapped[str] = mapped_column(String(100))      # its name in the package (EdocID …)
+    media_type: Mapped[str] = mapped_column(String(60))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    __table_args__ = (Index("ix_message_attachments_message", "message_id"),)
 
 
 class Event(Base):

@@ -1,0 +1,36 @@
+"""attachments carried with a message (随附单据, 佐证材料, 合同/附件)
+
+Revision ID: 0005_origin
+Revises: 0002
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005_origin"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "message_attachments",
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("message_id", ID, sa.ForeignKey("messages.id"), nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("code", sa.String(20), nullable=False),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("carried_as", sa.String(100), nullable=False),
+        sa.Column("media_type", sa.String(60), nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("content", sa.LargeBinary, nullable=True),
+    )
+    op.create_index("ix_message_attachments_message", "message_attachments", ["message_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_message_attachments_message", "message_attachments")
+    op.drop_table("message_attachments")
