@@ -140,13 +140,20 @@ def map_cmd(config_path, dry_run, doc_type, show_xml, file):
 @click.option("--state")
 @click.option("--key", help="any business key: ClientSeqNo, SeqNo, entry id …")
 @click.option("--overdue", is_flag=True, help="only messages past a receipt deadline")
+@click.option("--inspection-orders", "orders_only", is_flag=True,
+              help="list inspection orders (海关查验指令), also those for declarations swgw does not know")
+@click.option("--insp-customs", default="", help="orders of this 查验关区 (implies --inspection-orders)")
+@click.option("--unload-place", default="", help="orders of this 卸货地代码 (implies --inspection-orders)")
+@click.option("--enterprise", default="", help="with --inspection-orders: the enterprise code or 企业名称")
 @click.option("--json", "as_json", is_flag=True)
-def status(config_path, doc_type, state, key, overdue, as_json):
-    """List messages with type, business key, state and last receipt."""
+def status(config_path, doc_type, state, key, overdue, orders_only, insp_customs, unload_place, enterprise, as_json):
+    """List messages with type, business key, state and last receipt (or inspection orders)."""
     from gateway.lifecycle import report
     from gateway.store import repo
 
     rt = _runtime(config_path)
+    if orders_only or insp_customs or unload_place:
+        return _orders_status(rt, insp_customs, unload_place, enterprise, as_json)
     with rt.sessions() as s:
         msgs = repo.listing(s, doc_type, state, key, overdue=overdue)
         rows = [{"id": m.id, "type": m.doc_type, "key": m.business_key, "state": m.state,
@@ -166,6 +173,24 @@ def status(config_path, doc_type, state, key, overdue, as_json):
     for r in rows:
         click.echo(f"{r['id']:>5}  {r['type']:<{tw}} {r['key']:<{kw}} {r['state']:<{sw}} {r['updated'][:19]:<19}  "
                    f"{r['last_receipt']}{report.flag(r)}")
+
+
+def _orders_status(rt, insp_customs: str, unload_place: str, enterprise: str, as_json: bool) -> None:
+    from gateway.receipts import orders
+
+    with rt.sessions() as s:
+        rows = orders.listing(s, insp_customs, unload_place, enterprise)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no inspection orders")
+        return
+    click.echo(f"{'RECEIPT':>7}  {'INSPECTION NO':<20} {'ENTRY ID':<18} {'CUSTOMS':<7} {'UNLOAD':<8} "
+               f"{'ENTERPRISE':<18}  DECLARATION")
+    for r in rows:
+        click.echo(f"{r['receipt']:>7}  {r['inspection_no']:<20} {r['entry_id']:<18} {r['insp_customs']:<7} "
+                   f"{r['unload_place']:<8} {r['enterprise']:<18}  {r['declaration'] or '(not known to swgw yet)'}")
 
 
 @cli.command()

@@ -207,6 +207,7 @@ class GatewayConfig(_Model):
     poll_interval: float = 0.5
     batch_size: int = 200
     unmatched_outbox: Path = Path("outbox/unmatched")
+    inspection_order_outbox: Path = Path("outbox/inspection-order")   # orders for declarations swgw does not know
     alarms_outbox: Path = Path("outbox/alarms")
 
 

@@ -18,6 +18,7 @@ from gateway import alarms, attachments, envelope, faults, fsutil, metrics, sign
 from gateway.lifecycle import retries, subscriptions
 from gateway.log import get_logger
 from gateway.receipts import correlate as correlation
+from gateway.receipts import orders
 from gateway.receipts import parse as receipt_parse
 from gateway.receipts import route as routing
 from gateway.runtime import Runtime
@@ -235,6 +236,14 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
                   doc_type=parsed.doc_type or (msg.doc_type if msg else ""), fields=parsed.fields,
                   raw=parsed.payload or data, message_id=msg.id if msg else None)
     s.add(rec)
+    if msg is None and parsed.kind == orders.KIND:
+        ent = orders.enterprise_of(rt, parsed.fields)
+        if ent is not None:  # an order for a declaration swgw did not send (or does not know yet)
+            rec.enterprise = ent.code[:40]
+            rec.summary = (f"inspection order {parsed.fields.get('InspectionNo', '?')} for enterprise {ent.code}: no "
+                           f"declaration with entry id {parsed.fields.get('EntryId', '?')} known yet")[:500]
+            repo.note(s, None, "inspection-order", f"{remote_name}: {rec.summary}")
+            return rec
     if msg is None:
         rec.summary = f"matches no message (keys {parsed.refs})"[:500]
         repo.note(s, None, "receipt-unmatched", f"{parsed.kind} {remote_name}: keys {parsed.refs}")
@@ -246,11 +255,15 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
     rec.summary = summary[:500]
     repo.note(s, msg, "receipt", f"{parsed.kind} {remote_name}: {summary}")
     if outcome:
+        new_entry_id = outcome.keys.get("EntryId") and not any(
+            k.name == "EntryId" and k.value == outcome.keys["EntryId"] for k in msg.keys)
         for k, v in outcome.keys.items():
             repo.add_key(msg, k, v)
             batch.keys[(k, v)] = msg
         if outcome.state and outcome.state != msg.state:
             repo.transition(s, msg, outcome.state, summary)
+        if new_entry_id:  # inspection orders that came before the declaration had its 报关单号
+            orders.attach_waiting(rt, s, msg, outcome.keys["EntryId"])
     msg.last_receipt = f"{parsed.kind}: {summary}"[:300]
     msg.updated_at = utcnow()
     return rec
@@ -267,25 +280,31 @@ def route_batch(rt: Runtime, limit: int = 500) -> int:
         for rec, msg in batch:
             doc_type = rec.doc_type or (msg.doc_type if msg else "")
             dt_ = rt.doc_types.get(doc_type)
-            outbox = dt_.outbox if dt_ and msg is not None else rt.config.gateway.unmatched_outbox
-            path = routing.route_to_folder(outbox, rec, msg, rec.raw, fsync=True, sync_dir=False)
+            subject = msg if msg is not None else orders.subject(rec)   # an order names its enterprise
+            if dt_ and msg is not None:
+                outbox = dt_.outbox
+            elif subject is not None:
+                outbox = orders.outbox(rt)
+            else:
+                outbox = rt.config.gateway.unmatched_outbox
+            path = routing.route_to_folder(outbox, rec, subject, rec.raw, fsync=True, sync_dir=False)
             faults.hit("after-route-write")
             if rt.publisher is not None:
                 try:
-                    routing.publish(rt.publisher, rec, msg)
+                    routing.publish(rt.publisher, rec, subject)
                 except TransportError as exc:
                     # the rest waits for the next pass, so each business key's receipts stay in order
                     links.failed("receipt-exchange", "publish", exc)
                     break
                 links.ok("receipt-exchange", "publish")
-            routed.append((rec, msg, path))
-        for folder in {p.parent for _, _, p in routed}:
+            routed.append((rec, msg, path, subject))
+        for folder in {p.parent for _, _, p, _ in routed}:
             fsutil.fsync_dir(folder)
-        for rec, msg, path in routed:
+        for rec, msg, path, subject in routed:
             rec.routed_at = utcnow()
-            if msg is not None:
+            if subject is not None:
                 repo.note(s, msg, "routed", f"{rec.kind} receipt {rec.id} -> {path}")
-                subscriptions.deliver(rt, s, rec, msg)  # 状态推送: copies to subscribed folders/queues
+                subscriptions.deliver(rt, s, rec, subject)  # 状态推送: copies to subscribed folders/queues
         s.commit()
     return len(routed)
 

@@ -47,8 +47,8 @@ KINDS: dict[str, Kind] = {
                                  ("ApplyNo", "LicenseNo"), doc_type_by=("SupervisionCode", LICENCE_TYPES)),
     # customs inspection: the order finds its declaration by 报关单号; the feedback receipt its feedback
     "InspectionOrder": Kind("inspection-order", "declaration",
-                            ("InspectionNo", "EntryId", "InspCustoms", "UnloadPlaceCode", "TradeName", "NoticeTime",
-                             "Note"),
+                            ("InspectionNo", "EntryId", "InspCustoms", "UnloadPlaceCode", "TradeName", "TradeCode",
+                             "NoticeTime", "Note"),
                             ("EntryId", "InspectionNo")),
     "InspectionFeedbackReceipt": Kind("feedback-receipt", "inspection-feedback",
                                       ("MessageNo", "InspectionNo", "EntryId", "Status", "Reason", "ReceiptTime"),

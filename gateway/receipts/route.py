@@ -35,7 +35,7 @@ def publish(publisher, receipt: Receipt, message: Message | None) -> str:
     message_id is the receipt's content hash, the same on every attempt, so a consumer can
     drop a repeat after a crash between the broker's confirm and the store's commit."""
     doc_type = receipt.doc_type or (message.doc_type if message else "") or "unknown"
-    enterprise = message.enterprise if message and message.enterprise else "unknown"
+    enterprise = message.enterprise if message and message.enterprise else (receipt.enterprise or "unknown")
     return publisher.publish(_SEGMENT.sub("_", doc_type), _SEGMENT.sub("_", receipt.kind),
                              _SEGMENT.sub("_", enterprise),
                              receipt.raw or b"", message_id=receipt.sha256,

@@ -145,6 +145,7 @@ class Receipt(Base):
     kind: Mapped[str] = mapped_column(String(40))
     doc_type: Mapped[str] = mapped_column(String(40), default="")
     summary: Mapped[str] = mapped_column(String(500), default="")
+    enterprise: Mapped[str] = mapped_column(String(40), default="")   # an order without a message: who it names
     fields: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

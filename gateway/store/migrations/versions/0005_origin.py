@@ -1,4 +1,5 @@
-"""attachments carried with a message (随附单据, 佐证材料, 合同/附件)
+"""attachments carried with a message (随附单据, 佐证材料, 合同/附件); the enterprise an inspection
+order names when no message matches it
 
 Revision ID: 0005_origin
 Revises: 0002
@@ -29,8 +30,10 @@ def upgrade() -> None:
         sa.Column("content", sa.LargeBinary, nullable=True),
     )
     op.create_index("ix_message_attachments_message", "message_attachments", ["message_id"])
+    op.add_column("receipts", sa.Column("enterprise", sa.String(40), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
+    op.drop_column("receipts", "enterprise")
     op.drop_index("ix_message_attachments_message", "message_attachments")
     op.drop_table("message_attachments")
