@@ -280,6 +280,7 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
     if existing is None:
         existing = repo.by_keys(s, dt.key, [mapped.key])
 
+    replaced = []
     if not errors:
         for prior in existing.get((enterprise, mapped.key), []):
             if prior.state == states.INVALID:
@@ -289,6 +290,9 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
                                                           "note": "same document already taken; not sent again"}}
             if prior.state in dt.family.resubmittable_states:
                 continue  # returned by the authority: an amended document goes again under the same key
+            if dt.family.replaces(prior, mapped):
+                replaced.append(prior)  # e.g. 改证重发: the new application replaces the approved one
+                continue
             errors.append(FieldError.at(mapped.key_origin, dt.family.key_name, "unique",
                                         f"{dt.family.key_name} {mapped.key} was already used by message {prior.id} "
                                         f"(state {prior.state}) with different content; use a new "
@@ -308,6 +312,12 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
                                                  sha256=att.sha256, content=att.data))
     s.add(msg)
     repo.note(s, msg, "received", source_ref)
+    for prior in replaced if not errors else []:
+        keys = ", ".join(f"{k.name} {k.value}" for k in prior.keys if k.name != dt.family.key_name)
+        repo.note(s, msg, "replaces", f"replaces message {prior.id} ({prior.business_key}, {keys}, state "
+                                      f"{prior.state}) under the same {dt.family.key_name}")
+        repo.note(s, prior, "replaced", f"replaced by a new application under the same {dt.family.key_name} "
+                                        f"(message {msg.cop_msg_id}, from {source_ref}); voided when that is approved")
     if msg.attachments:
         repo.note(s, msg, "attachments", "; ".join(f"{a.name} as {a.carried_as} ({a.code}, {a.media_type}, "
                                                    f"{a.size} bytes, sha256 {a.sha256})" for a in msg.attachments))

@@ -14,7 +14,7 @@ import hashlib
 from lxml import etree
 
 from card.signer import CardAbsent, CardMismatch, PinError, SignerError
-from gateway import alarms, attachments, envelope, faults, fsutil, metrics, signing, xmlsafe
+from gateway import alarms, attachments, envelope, filings, faults, fsutil, metrics, signing, xmlsafe
 from gateway.lifecycle import retries, subscriptions
 from gateway.log import get_logger
 from gateway.receipts import correlate as correlation
@@ -264,6 +264,8 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
             repo.transition(s, msg, outcome.state, summary)
         if new_entry_id:  # inspection orders that came before the declaration had its 报关单号
             orders.attach_waiting(rt, s, msg, outcome.keys["EntryId"])
+    if parsed.kind == "filing-audit":  # the filing is usable by the next certificate at once
+        filings.record_audit(rt, s, msg, parsed.fields)
     msg.last_receipt = f"{parsed.kind}: {summary}"[:300]
     msg.updated_at = utcnow()
     return rec

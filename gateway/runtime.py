@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from card.signer import CardInfo, PinError, Signer
-from gateway import attachments, envelope
+from gateway import attachments, envelope, filings
 from gateway.config import (
     Config,
     ConfigError,
@@ -62,6 +62,7 @@ class Runtime:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     publisher: object = None          # ReceiptPublisher, when [receipt_exchange] is configured
     signing_halted: str = ""          # set by a PIN failure: no signing until an operator acts
+    filings: object = None            # filings.Registry: the store's CCPIT product filings
 
     @classmethod
     def open(cls, cfg: Config, upgrade: bool = True) -> "Runtime":
@@ -85,8 +86,13 @@ class Runtime:
                                                         dc.attachments.max_package_bytes,
                                                         tuple(dc.attachments.types)),
                                      dc.attachments.dir or dc.inbox / "attachments")
-        return cls(cfg, engine, db.sessions(engine), doc_types, transports,
-                   envelope.schema(XSD_DIR), dict(cfg.signers), publisher=open_publisher(cfg))
+        rt = cls(cfg, engine, db.sessions(engine), doc_types, transports,
+                 envelope.schema(XSD_DIR), dict(cfg.signers), publisher=open_publisher(cfg))
+        rt.filings = filings.Registry(rt.sessions)
+        for d in doc_types.values():  # approved filings from the store win over the CSV (同步商品备案信息)
+            for m in {id(d.mapping): d.mapping, id(d.record_mapping): d.record_mapping}.values():
+                m.codes.overlay(filings.TABLE, rt.filings.rows)
+        return rt
 
     @property
     def unsigned_transports(self) -> list[str]:

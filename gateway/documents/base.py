@@ -85,6 +85,11 @@ class DocumentFamily(abc.ABC):
                               "attachments", f"swgw does not carry attachments with {self.key} documents yet")
                 ] if files else []
 
+    def replaces(self, prior, mapped: Mapped) -> bool:
+        """True when `mapped` may reuse the business key of the stored message `prior` because it
+        replaces it (e.g. 改证重发 of an approved certificate under the same invoice number)."""
+        return False
+
     def rules(self, mapped: Mapped) -> list[FieldError]:
         """Business rules beyond the schema."""
         return []

@@ -85,6 +85,15 @@ class OriginCertificate(_Ccpit):
             goods.setdefault("GNo", Value(str(i), PROFILE))
         ctx.fill_sign(mapped, self.sign_section)
 
+    def replaces(self, prior, mapped: Mapped) -> bool:
+        """改证重发 under the same invoice number: a new application (ApplyType 2) naming, as OriCertNo,
+        the certificate number the approved message got."""
+        head = mapped.first("CertHead")
+        old = head.get("OriCertNo")
+        return (prior.state == "approved" and old is not None and head.get("ApplyType") is not None
+                and head["ApplyType"].text == "2"
+                and any(k.name == "CertNo" and k.value == old.text for k in prior.keys))
+
     def rules(self, mapped: Mapped) -> list[FieldError]:
         errors = []
         head = mapped.first("CertHead")
@@ -147,6 +156,21 @@ class OriginFiling(_Ccpit):
     sign_section = "FilingSign"
     result_kind = "filing-audit"
     number_key = "FilingNo"
+    final_states = ("approved", "partially-approved", "returned", "voided", "rejected")
+
+    def on_receipt(self, kind: str, fields: dict, current_state: str) -> ReceiptOutcome:
+        """Each preferential area has its own result (优惠区域备案状态): all approved -> approved, some ->
+        partially-approved (only those areas may be used), none -> returned; the reasons per area."""
+        areas = fields.get("AreaResult") if kind == self.result_kind else None
+        if not areas:
+            return super().on_receipt(kind, fields, current_state)
+        number = fields.get("FilingNo", "")
+        ok = [a.get("PrefArea", "") for a in areas if a.get("Status") == "审核通过"]
+        back = [(a.get("PrefArea", ""), a.get("Reason", "")) for a in areas if a.get("Status") != "审核通过"]
+        per = "; ".join([f"{a} 审核通过" for a in ok] + [f"{a} 退回: {r or 'no reason given'}" for a, r in back])
+        new = "approved" if ok and not back else "partially-approved" if ok else "returned"
+        out = self._forward(current_state, new, f"CCPIT {fields.get('Status', '')} {number}: {per}".replace("  ", " "))
+        return ReceiptOutcome(out.state, out.summary, {"FilingNo": number} if number else {}, final=True)
 
     def enrich(self, mapped: Mapped, ctx: Context) -> None:
         head = mapped.sections.setdefault("FilingHead", [{}])[0]

@@ -24,6 +24,7 @@ class Kind:
     refs: tuple[str, ...]          # field names that identify the message, most specific first
     record: str | None = None      # element holding the fields, if not the root
     doc_type_by: tuple[str, dict[str, str]] | None = None   # receipts shared by families: field -> type
+    lists: tuple[tuple[str, tuple[str, ...]], ...] = ()     # repeated records: element -> its fields
 
 
 LICENCE_TYPES = {"4": "export-license", "O": "me-import-license", "7": "auto-import-license"}
@@ -58,7 +59,8 @@ KINDS: dict[str, Kind] = {
     "OriginAuditResult": Kind("origin-audit", "origin", ("InvoiceNo", "CertType", "CertNo", "Status", "Reason",
                                                           "NoticeTime"), ("CertNo", "InvoiceNo")),
     "FilingAuditResult": Kind("filing-audit", "origin-filing", ("FilingApplyNo", "FilingNo", "Status", "Reason",
-                                                                 "NoticeTime"), ("FilingApplyNo", "FilingNo")),
+                                                                 "NoticeTime"), ("FilingApplyNo", "FilingNo"),
+                              lists=(("AreaResult", ("PrefArea", "Status", "Reason")),)),   # 优惠区域备案状态
 }
 # how a ref field is stored as a message key
 REF_KEYS = {"ClientSeqNo": "ClientSeqNo", "SeqNo": "SeqNo", "CUS_CIQ_NO": "SeqNo", "ENTRY_ID": "EntryId"}
@@ -125,6 +127,10 @@ def parse_business(data: bytes) -> Parsed:
         if record is None:
             raise ReceiptError(f"<{_local(root)}> has no <{kind.record}>")
     fields = _read_fields(record, kind.fields)
+    for element, names in kind.lists:   # fields["AreaResult"] = [{"PrefArea": "E", "Status": …}, …]
+        items = [_read_fields(c, names) for c in record if isinstance(c.tag, str) and _local(c) == element]
+        if items:
+            fields[element] = items
     refs = [(REF_KEYS.get(r, r), fields[r]) for r in kind.refs if fields.get(r)]
     doc_type = kind.doc_type
     if kind.doc_type_by:

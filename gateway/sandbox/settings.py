@@ -72,6 +72,7 @@ class OriginRule(_Model):
     when: dict[str, str]
     reason: str = ""                         # return (退回) with this reason
     void: str = ""                           # approve, then void (作废) with this reason
+    return_areas: list[str] = Field(default_factory=list)   # filings: return these areas (with reason), approve the rest
     silent: bool = False
 
 

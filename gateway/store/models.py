@@ -119,6 +119,21 @@ class MessageAttachment(Base):
     __table_args__ = (Index("ix_message_attachments_message", "message_id"),)
 
 
+class CcpitFiling(Base):
+    """An approved (or partly approved) CCPIT product filing (商品备案) the enterprise may name on a
+    preferential certificate (revision 0005_origin): from a filing receipt, a sync, or the CSV."""
+
+    __tablename__ = "ccpit_filings"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    filing_no: Mapped[str] = mapped_column(String(32), unique=True)
+    enterprise: Mapped[str] = mapped_column(String(40), default="")
+    hs_code: Mapped[str] = mapped_column(String(10), default="")
+    name_en: Mapped[str] = mapped_column(String(200), default="")
+    areas: Mapped[list | None] = mapped_column(JSON, nullable=True)   # [{"area", "status", "reason"}]
+    source: Mapped[str] = mapped_column(String(60), default="")      # receipt <id> | sync <id>
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Event(Base):
     """One line of a message's audit trail. Rows are only ever inserted."""
 

@@ -37,17 +37,24 @@ def _filing(p: Play) -> None:
     if rule and rule.silent:
         return
     errors = p.schema_errors()
-    reason = f"报文格式错误: {errors[0].path}: {errors[0].reason}" if errors else (rule.reason if rule else "")
+    areas = p.text("PrefAreas").split()
+    returned = [a for a in areas if rule and a in rule.return_areas]    # 优惠区域备案状态, per area
+    reason = f"报文格式错误: {errors[0].path}: {errors[0].reason}" if errors else \
+        (rule.reason if rule and not rule.return_areas else "")
+    approved = [] if reason else [a for a in areas if a not in returned]
     filing_no = ""
-    if not reason:
+    if approved:
         n = p.serial()
         filing_no = f"{time.strftime('%y')}S{p.text('CcpitOrgCode')[:4]}M9997/{n:05d}"
         filings = _filings(p.peer)
-        filings[filing_no] = {"hs_code": p.text("HsCode"), "areas": p.text("PrefAreas").split()}
+        filings[filing_no] = {"hs_code": p.text("HsCode"), "areas": approved}
         fsutil.atomic_write(p.peer.archive / REGISTRY, json.dumps(filings, indent=1).encode())
+    status = "退回" if not approved else "部分审核通过" if returned else "审核通过"
+    per_area = [("AreaResult", [("PrefArea", a), ("Status", "审核通过" if a in approved else "退回"),
+                                ("Reason", rule.reason if rule and a in returned else reason)]) for a in areas]
     payload = receipts.ccpit_result("FilingAuditResult", [
-        ("FilingApplyNo", apply_no), ("FilingNo", filing_no), ("Status", "退回" if reason else "审核通过"),
-        ("Reason", reason)])
+        ("FilingApplyNo", apply_no), ("FilingNo", filing_no), ("Status", status),
+        ("Reason", reason or (f"{' '.join(returned)}: {rule.reason}" if returned else "")), *per_area])
     p.later(sc.delay, f"Filing_{p.base}.xml", p.reply("FilingAuditResult", payload, keys))
 
 
@@ -66,6 +73,9 @@ def _certificate(p: Play) -> None:
             filing = (item.findtext(f"{{{NS}}}FilingNo") or "").strip()
             if filing not in known and filing not in sc.known_filings:
                 reason = f"商品 {item.findtext(f'{{{NS}}}HsCode')} 的备案号 {filing or '(空)'} 未审核通过"
+                break
+            if filing in known and cert_type not in known[filing].get("areas", []):
+                reason = f"备案号 {filing} 的优惠区域 {cert_type} 未审核通过"
                 break
     if not reason and rule:
         reason = rule.reason

@@ -31,9 +31,21 @@ def upgrade() -> None:
     )
     op.create_index("ix_message_attachments_message", "message_attachments", ["message_id"])
     op.add_column("receipts", sa.Column("enterprise", sa.String(40), nullable=False, server_default=""))
+    op.create_table(
+        "ccpit_filings",
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("filing_no", sa.String(32), nullable=False, unique=True),
+        sa.Column("enterprise", sa.String(40), nullable=False, server_default=""),
+        sa.Column("hs_code", sa.String(10), nullable=False, server_default=""),
+        sa.Column("name_en", sa.String(200), nullable=False, server_default=""),
+        sa.Column("areas", sa.JSON, nullable=True),
+        sa.Column("source", sa.String(60), nullable=False, server_default=""),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("ccpit_filings")
     op.drop_column("receipts", "enterprise")
     op.drop_index("ix_message_attachments_message", "message_attachments")
     op.drop_table("message_attachments")
