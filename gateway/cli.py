@@ -423,6 +423,60 @@ from gateway.lifecycle import commands as _lifecycle_commands  # noqa: E402
 _lifecycle_commands.register(cli, config_option, _runtime, Exit)
 
 
+@cli.command("sync")
+@config_option
+@click.argument("platform", required=False, type=click.Choice(["ccpit"]))
+@click.argument("what", required=False, type=click.Choice(["filings", "enterprise"]))
+@click.option("--enterprise", default="", help="only this enterprise (default: every one with a ccpit_code)")
+@click.option("--wait", "wait_s", type=float, default=0.0, help="wait this many seconds for the running daemon's answer")
+@click.option("--history", is_flag=True, help="list earlier requests: type, status, requested by, time, count")
+@click.option("--json", "as_json", is_flag=True)
+def sync_cmd(config_path, platform, what, enterprise, wait_s, history, as_json):
+    """数据同步: request the enterprise's registered filings (同步商品备案信息) or registration data
+    (同步企业信息) from the platform; the running daemon sends it and stores the answer."""
+    import time as _time
+
+    from gateway import sync
+
+    rt = _runtime(config_path)
+    if history:
+        with rt.sessions() as s:
+            rows = sync.history(s)
+        if as_json:
+            click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        elif not rows:
+            click.echo("no sync requests")
+        else:
+            click.echo(f"{'ID':>4}  {'TYPE':<10} {'STATUS':<9} {'REQUESTED BY':<14} {'REQUESTED':<19}  {'COUNT':>5}  "
+                       f"ENTERPRISE / DETAIL")
+            for r in rows:
+                click.echo(f"{r['id']:>4}  {r['type']:<10} {r['status']:<9} {r['requested_by']:<14} "
+                           f"{r['requested_at'][:19]:<19}  {r['count']:>5}  {r['enterprise']} {r['detail']}".rstrip())
+        return
+    if not (platform and what):
+        raise Exit(2, "usage: swgw sync ccpit filings|enterprise [--enterprise CODE] [--wait S], or swgw sync --history")
+    try:
+        rows = sync.request(rt, what, enterprise)
+    except sync.SyncError as exc:
+        raise Exit(2, str(exc)) from None
+    for r in rows:
+        click.echo(f"sync request {r.request_id}: {sync.TYPES[what]} for {r.enterprise} queued; the daemon sends it")
+    deadline = _time.monotonic() + wait_s
+    ids = {r.request_id for r in rows}
+    while wait_s:
+        with rt.sessions() as s:
+            states_ = {h["request_id"]: h for h in sync.history(s) if h["request_id"] in ids}
+        if all(h["status"] in ("done", "failed") for h in states_.values()):
+            for h in states_.values():
+                click.echo(f"sync request {h['request_id']}: {h['status']}, {h['count']} record(s) {h['detail']}".rstrip())
+            if any(h["status"] == "failed" for h in states_.values()):
+                raise Exit(1)
+            return
+        if _time.monotonic() > deadline:
+            raise Exit(1, f"no answer within {wait_s:g}s (is the daemon running?); see swgw sync --history")
+        _time.sleep(0.2)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

@@ -14,7 +14,7 @@ import hashlib
 from lxml import etree
 
 from card.signer import CardAbsent, CardMismatch, PinError, SignerError
-from gateway import alarms, attachments, envelope, filings, faults, fsutil, metrics, signing, xmlsafe
+from gateway import alarms, attachments, envelope, filings, sync, faults, fsutil, metrics, signing, xmlsafe
 from gateway.lifecycle import retries, subscriptions
 from gateway.log import get_logger
 from gateway.receipts import correlate as correlation
@@ -236,6 +236,11 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
                   doc_type=parsed.doc_type or (msg.doc_type if msg else ""), fields=parsed.fields,
                   raw=parsed.payload or data, message_id=msg.id if msg else None)
     s.add(rec)
+    if msg is None and parsed.kind == sync.KIND:  # 数据同步: reference data, kept; shown by sync --history
+        rec.summary = sync.record_answer(rt, s, parsed.fields)[:500]
+        rec.routed_at = utcnow()
+        repo.note(s, None, "sync", f"{remote_name}: {rec.summary}")
+        return rec
     if msg is None and parsed.kind == orders.KIND:
         ent = orders.enterprise_of(rt, parsed.fields)
         if ent is not None:  # an order for a declaration swgw did not send (or does not know yet)

@@ -61,6 +61,11 @@ KINDS: dict[str, Kind] = {
     "FilingAuditResult": Kind("filing-audit", "origin-filing", ("FilingApplyNo", "FilingNo", "Status", "Reason",
                                                                  "NoticeTime"), ("FilingApplyNo", "FilingNo"),
                               lists=(("AreaResult", ("PrefArea", "Status", "Reason")),)),   # 优惠区域备案状态
+    # 数据同步: the platform's answer to a sync request, by its RequestId
+    "CcpitSyncResult": Kind("ccpit-sync", "origin-filing",
+                            ("RequestId", "SyncType", "CcpitEntCode", "EnterpriseCode", "Status", "Reason", "Count",
+                             "EntName", "Address", "Signatories", "NoticeTime"), ("RequestId",),
+                            lists=(("Filing", ("FilingNo", "HsCode", "NameEn", "PrefAreas")),)),
 }
 # how a ref field is stored as a message key
 REF_KEYS = {"ClientSeqNo": "ClientSeqNo", "SeqNo": "SeqNo", "CUS_CIQ_NO": "SeqNo", "ENTRY_ID": "EntryId"}

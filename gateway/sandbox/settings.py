@@ -83,6 +83,10 @@ class OriginScenario(_Model):
     known_filings: list[str] = Field(default_factory=list)  # filings approved before this run
     rules: list[OriginRule] = Field(default_factory=list)          # certificates
     filing_rules: list[OriginRule] = Field(default_factory=list)   # product filings
+    # filings registered elsewhere (the platform's own screens): answered by 数据同步, accepted on
+    # certificates; each { filing_no, hs_code, name_en, areas = ["E", …] }
+    registered_filings: list[dict] = Field(default_factory=list)
+    enterprise_name: str = ""                                       # 同步企业信息 answers this name
 
 
 class PeerSettings(_Model):

@@ -134,6 +134,24 @@ class CcpitFiling(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class SyncRequest(Base):
+    """数据同步: one request to the platform for the enterprise's filings or registration data."""
+
+    __tablename__ = "sync_requests"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(32), unique=True)
+    sync_type: Mapped[str] = mapped_column(String(20))                 # filings | enterprise
+    enterprise: Mapped[str] = mapped_column(String(40))
+    requested_by: Mapped[str] = mapped_column(String(60), default="")
+    status: Mapped[str] = mapped_column(String(20))                    # queued | requested | done | failed
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    cop_msg_id: Mapped[str] = mapped_column(String(64), default="")
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Event(Base):
     """One line of a message's audit trail. Rows are only ever inserted."""
 

@@ -13,7 +13,7 @@ from gateway import fsutil
 from gateway.sandbox import receipts
 from gateway.sandbox.families import Play, match
 
-ROOTS = ("OriginCertMessage", "OriginFilingMessage")
+ROOTS = ("OriginCertMessage", "OriginFilingMessage", "CcpitSyncRequest")
 REGISTRY = "ccpit-filings.json"
 NS = "urn:swgw:origin"
 
@@ -26,7 +26,35 @@ def _filings(peer) -> dict:
 
 
 def play(p: Play) -> None:
-    (_filing if p.root_name == "OriginFilingMessage" else _certificate)(p)
+    {"OriginFilingMessage": _filing, "CcpitSyncRequest": _sync}.get(p.root_name, _certificate)(p)
+
+
+def _registered(p: Play) -> dict:
+    """Every filing the platform knows: approved here, or registered elsewhere (configured)."""
+    out = {f["filing_no"]: {"hs_code": f.get("hs_code", ""), "name_en": f.get("name_en", ""),
+                            "areas": list(f.get("areas", []))} for f in p.settings.origin.registered_filings}
+    out.update(_filings(p.peer))
+    return out
+
+
+def _sync(p: Play) -> None:
+    """数据同步: the enterprise's registered filings, or its registration data."""
+    sc = p.settings.origin
+    request_id, sync_type = p.text("RequestId"), p.text("SyncType")
+    values = [("RequestId", request_id), ("SyncType", sync_type), ("CcpitEntCode", p.text("CcpitEntCode")),
+              ("EnterpriseCode", p.text("EnterpriseCode")), ("Status", "成功")]
+    if sync_type == "filings":
+        filings = _registered(p)
+        values.append(("Count", str(len(filings))))
+        values += [("Filing", [("FilingNo", no), ("HsCode", f["hs_code"]), ("NameEn", f.get("name_en", "")),
+                               ("PrefAreas", " ".join(f["areas"]))]) for no, f in filings.items()]
+    elif sync_type == "enterprise":
+        values += [("Count", "1"), ("EntName", sc.enterprise_name)]
+    else:
+        values[-1] = ("Status", "失败")
+        values.append(("Reason", f"不支持的同步类型 {sync_type}"))
+    p.later(sc.delay, f"Sync_{p.base}.xml", p.reply("CcpitSyncResult", receipts.ccpit_result("CcpitSyncResult", values),
+                                                    {"RequestId": request_id}))
 
 
 def _filing(p: Play) -> None:
@@ -68,7 +96,7 @@ def _certificate(p: Play) -> None:
     errors = p.schema_errors()
     reason = f"报文格式错误: {errors[0].path}: {errors[0].reason}" if errors else ""
     if not reason and cert_type != "C":
-        known = _filings(p.peer)
+        known = _registered(p)
         for item in p.doc.iter(f"{{{NS}}}CertGoods"):
             filing = (item.findtext(f"{{{NS}}}FilingNo") or "").strip()
             if filing not in known and filing not in sc.known_filings:

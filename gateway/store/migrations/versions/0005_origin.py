@@ -42,9 +42,25 @@ def upgrade() -> None:
         sa.Column("source", sa.String(60), nullable=False, server_default=""),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "sync_requests",
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("request_id", sa.String(32), nullable=False, unique=True),
+        sa.Column("sync_type", sa.String(20), nullable=False),
+        sa.Column("enterprise", sa.String(40), nullable=False),
+        sa.Column("requested_by", sa.String(60), nullable=False, server_default=""),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("detail", sa.String(500), nullable=False, server_default=""),
+        sa.Column("cop_msg_id", sa.String(64), nullable=False, server_default=""),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("sync_requests")
     op.drop_table("ccpit_filings")
     op.drop_column("receipts", "enterprise")
     op.drop_index("ix_message_attachments_message", "message_attachments")
