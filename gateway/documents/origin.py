@@ -18,11 +18,10 @@ from decimal import Decimal
 
 from gateway.documents.base import PROFILE, Context, DocumentFamily, ReceiptOutcome, platform_outcome
 from gateway.mapping.engine import Mapped, Value
-from gateway.mapping.errors import FieldError
+from gateway.mapping.errors import FieldError, MappingFileError
 
 PREFERENTIAL = ("B", "N", "X", "R", "H", "L", "HM", "I", "S", "A", "K", "E", "GE", "F")
-ROUTE_MODES = {"1": "SEA", "2": "SEA", "3": "RAIL", "4": "TRUCK", "5": "AIR", "6": "POST",
-               "SEA": "SEA", "AIR": "AIR", "RAIL": "RAIL", "TRUCK": "TRUCK"}
+TRANSPORT_TABLE = "traf_mode"      # the route's word for a transport mode: its column route_word
 FILINGS = "ccpit_filings"          # reference table of approved product filings (同步商品备案信息)
 
 
@@ -78,9 +77,11 @@ class OriginCertificate(_Ccpit):
             route = f"FROM {head['DeparturePort'].text} TO {head['DestinationPort'].text}"
             if "TransitPort" in head:
                 route += f" VIA {head['TransitPort'].text}"
-            if mode:
-                route += f" BY {ROUTE_MODES.get(mode.text.upper(), mode.text)}"
-            head["TransportRoute"] = Value(route, head["DeparturePort"].origin)
+            word = _route_word(mapped, mode.text) if mode else ""
+            if mode is None or word:  # a mode that is no means of transport (监管仓库 …): refused in rules
+                if word:
+                    route += f" BY {word}"
+                head["TransportRoute"] = Value(route, head["DeparturePort"].origin)
         for i, goods in enumerate(mapped.sections.get("CertGoods", []), start=1):
             goods.setdefault("GNo", Value(str(i), PROFILE))
         ctx.fill_sign(mapped, self.sign_section)
@@ -99,6 +100,13 @@ class OriginCertificate(_Ccpit):
         head = mapped.first("CertHead")
         goods = mapped.sections.get("CertGoods", [])
         cert_type = head.get("CertType")
+        mode = head.get("TransportMode")
+        if mode and "TransportRoute" not in head and not _route_word(mapped, mode.text):
+            name = mapped.reference.lookup(TRANSPORT_TABLE, "name", mode.text) if mapped.reference else None
+            errors.append(FieldError.at(mode.origin, "CertHead/TransportMode", "transport-mode",
+                                        f"transport mode {mode.text}{f' ({name})' if name else ''} is not a means of "
+                                        f"transport a certificate's route can name (水路 2, 铁路 3, 公路 4, 航空 5, "
+                                        f"邮件 6); give the route (TransportRoute) instead", mode.text))
         if not goods:
             errors.append(FieldError.at(mapped.key_origin, "CertGoods", "goods",
                                         "a certificate lists at least one good"))
@@ -146,6 +154,16 @@ class OriginCertificate(_Ccpit):
             errors.append(FieldError.at(apply_type.origin, "CertHead/OriCertNo", "reissue",
                                         "amend and reissue (改证重发) names the certificate it replaces (OriCertNo)"))
         return errors
+
+
+def _route_word(mapped: Mapped, mode: str) -> str:
+    """The transport mode's word in the route (FROM … TO … BY SEA), from the transport-mode table."""
+    if mapped.reference is None:
+        return ""
+    try:
+        return mapped.reference.lookup(TRANSPORT_TABLE, "route_word", mode.upper()) or ""
+    except MappingFileError:  # no such table beside the mapping: no word
+        return ""
 
 
 class OriginFiling(_Ccpit):
