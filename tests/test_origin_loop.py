@@ -79,3 +79,8 @@ reason = "东盟原产地标准不符：区域价值成分不足"
     assert f"replaces message {old['id']} (INV-LOOP-1, CertNo {old_cert}, state approved)" in trace
     assert "replaced by a new application under the same InvoiceNo" in trace
     assert f"改证重发, replaced by {new['keys']['CertNo']}" in trace
+    # 证书自助打印: each issued certificate is stored and routed to the origin outbox as its PDF
+    pdfs = sorted(ws.outbox_of("origin").glob("INV-LOOP-1.certificate.*.pdf"))
+    assert len(pdfs) == 2 and all(p.read_bytes().startswith(b"%PDF-") for p in pdfs)
+    assert any(new["keys"]["CertNo"].encode() in p.read_bytes() for p in pdfs)
+    assert f"certificate {new['keys']['CertNo']} issued for printing (PDF, {new['keys']['CertNo']}.pdf)" in trace

@@ -38,6 +38,9 @@ class _Ccpit(DocumentFamily):
     def on_receipt(self, kind: str, fields: dict, current_state: str) -> ReceiptOutcome:
         if kind == "dxp-rep":
             return platform_outcome(fields, current_state, self._forward)
+        if kind == "certificate" and self.key == "origin":   # 证书自助打印: stored and routed, state kept
+            return ReceiptOutcome(None, f"certificate {fields.get('CertNo', '?')} issued for printing "
+                                        f"({fields.get('FileType', '?')}, {fields.get('FileName', '')})".replace(", )", ")"))
         if kind != self.result_kind:
             return ReceiptOutcome(None, f"receipt kind {kind} not expected for {self.key}")
         status, number = fields.get("Status", ""), fields.get(self.number_key, "")

@@ -61,6 +61,9 @@ KINDS: dict[str, Kind] = {
     "FilingAuditResult": Kind("filing-audit", "origin-filing", ("FilingApplyNo", "FilingNo", "Status", "Reason",
                                                                  "NoticeTime"), ("FilingApplyNo", "FilingNo"),
                               lists=(("AreaResult", ("PrefArea", "Status", "Reason")),)),   # 优惠区域备案状态
+    # 证书自助打印: the issued certificate for printing (PDF/OFD or print data, base64 in Content)
+    "CertificatePrint": Kind("certificate", "origin", ("InvoiceNo", "CertType", "CertNo", "FileType", "FileName",
+                                                       "NoticeTime"), ("CertNo", "InvoiceNo")),
     # 数据同步: the platform's answer to a sync request, by its RequestId
     "CcpitSyncResult": Kind("ccpit-sync", "origin-filing",
                             ("RequestId", "SyncType", "CcpitEntCode", "EnterpriseCode", "Status", "Reason", "Count",

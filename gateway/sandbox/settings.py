@@ -87,6 +87,7 @@ class OriginScenario(_Model):
     # certificates; each { filing_no, hs_code, name_en, areas = ["E", …] }
     registered_filings: list[dict] = Field(default_factory=list)
     enterprise_name: str = ""                                       # 同步企业信息 answers this name
+    print_certificates: bool = True          # 证书自助打印: send the issued certificate (PDF) after approval
 
 
 class PeerSettings(_Model):

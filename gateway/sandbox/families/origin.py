@@ -6,6 +6,7 @@ A preferential certificate is returned when a good's FilingNo is not a filing th
 reissue application (改证重发) voids the certificate it replaces."""
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -86,6 +87,26 @@ def _filing(p: Play) -> None:
     p.later(sc.delay, f"Filing_{p.base}.xml", p.reply("FilingAuditResult", payload, keys))
 
 
+def _certificate_pdf(cert_no: str, invoice_no: str) -> bytes:
+    """A one-page PDF naming the certificate (what the platform's print service would hand out)."""
+    text = f"CERTIFICATE OF ORIGIN {cert_no} INVOICE {invoice_no}".replace("(", "").replace(")", "")
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 5 0 R >> >> >>",
+            b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objs, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return bytes(out)
+
+
 def _certificate(p: Play) -> None:
     sc = p.settings.origin
     invoice_no, cert_type = p.text("InvoiceNo"), p.text("CertType")
@@ -125,6 +146,12 @@ def _certificate(p: Play) -> None:
     p.later(at, f"Origin_{p.base}_1.xml", p.reply("OriginAuditResult", receipts.ccpit_result(
         "OriginAuditResult", [("InvoiceNo", invoice_no), ("CertType", cert_type), ("CertNo", cert_no),
                               ("Status", "审核通过")]), keys))
+    if sc.print_certificates:  # 证书自助打印: the certificate as issued, a PDF for the enterprise to print
+        p.later(at + sc.delay / 4, f"Print_{p.base}.xml", p.reply("CertificatePrint", receipts.ccpit_result(
+            "CertificatePrint", [("InvoiceNo", invoice_no), ("CertType", cert_type), ("CertNo", cert_no),
+                                 ("FileType", "PDF"), ("FileName", f"{cert_no}.pdf"),
+                                 ("Content", base64.b64encode(_certificate_pdf(cert_no, invoice_no)).decode())]),
+            keys))
     if rule is not None and rule.void:
         p.later(at + sc.delay, f"Origin_{p.base}_2.xml", p.reply(
             "OriginAuditResult", receipts.ccpit_result(
