@@ -40,6 +40,13 @@ class Operator(_Model):
     documents: list[str] = Field(default_factory=lambda: ["*"])
 
 
+class Signatory(_Model):
+    """A CCPIT signatory (手签员) of the enterprise, as registered (备案) with CCPIT."""
+
+    name: str
+    cancelled: bool = False                      # 已注销: may no longer sign certificates
+
+
 class Enterprise(_Model):
     code: str                                    # 统一社会信用代码 (USCC, 18)
     name: str
@@ -49,6 +56,7 @@ class Enterprise(_Model):
     ccpit_code: str = ""                         # 贸促会企业编码 (9)
     mofcom_code: str = ""                        # 商务部企业代码 (13)
     operators: list[Operator] = Field(default_factory=list)
+    signatories: list[Signatory] = Field(default_factory=list)   # CCPIT 手签员; listed: certificates are checked
 
     @field_validator("dxp_sender_id")
     @classmethod

@@ -248,6 +248,7 @@ def evaluate(rt: Runtime, dt: DocType, mapped: Mapped, files=None) -> Evaluation
             carried, refused = attachments.resolve(mapped.attachments, files, dt.attachment_policy
                                                    or attachments.Policy())
             errors.extend(refused or dt.family.carry(mapped, carried, ctx))
+        errors.extend(dt.family.profile_rules(mapped, ctx))
         errors.extend(dt.family.rules(mapped))
         if not errors:
             built = dt.family.build(mapped)

@@ -67,6 +67,7 @@ class Workspace:
             dxp_sender_id = "DXPENT0000012345"
             ccpit_code = "210200123"
             mofcom_code = "2102776367555"
+            signatories = [{{ name = "王丹" }}, {{ name = "李强", cancelled = true }}]
               [[enterprise.operators]]
               name = "王丹"
               signer = "op"

@@ -28,3 +28,16 @@ def test_route_words_come_from_the_transport_mode_table(ws, mode, expect):
         assert out.returncode == 1
         assert "CertHead/TransportMode: transport mode 1 (监管仓库) is not a means of transport" in out.stdout
         assert "[rule transport-mode] value '1'" in out.stdout
+
+
+@pytest.mark.parametrize("name,message", [
+    ("李强", "signatory 李强 of 91210200MA0QC8N67X is cancelled (已注销) and may no longer sign certificates"),
+    ("张三", "张三 is not a registered signatory (手签员) of 91210200MA0QC8N67X (registered: 王丹)")])
+def test_the_signatory_must_be_registered_and_not_cancelled(ws, name, message):
+    f = ws.root / "cert.xml"
+    f.write_text(REFERENCE.read_text(encoding="utf-8").replace("<Signatory>王丹</Signatory>",
+                                                             f"<Signatory>{name}</Signatory>"), encoding="utf-8")
+    out = ws.swgw("map", "--dry-run", str(f), "--type", "origin")
+    assert out.returncode == 1
+    assert f"CertHead/Signatory: {message} [rule signatory] value '{name}'" in out.stdout
+    assert "/OriginApplications/Application/Signatory (line" in out.stdout

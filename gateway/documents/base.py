@@ -90,6 +90,10 @@ class DocumentFamily(abc.ABC):
         replaces it (e.g. 改证重发 of an approved certificate under the same invoice number)."""
         return False
 
+    def profile_rules(self, mapped: Mapped, ctx: Context) -> list[FieldError]:
+        """Rules that check the document against the enterprise profile (registered signatories …)."""
+        return []
+
     def rules(self, mapped: Mapped) -> list[FieldError]:
         """Business rules beyond the schema."""
         return []

@@ -89,6 +89,25 @@ class OriginCertificate(_Ccpit):
             goods.setdefault("GNo", Value(str(i), PROFILE))
         ctx.fill_sign(mapped, self.sign_section)
 
+    def profile_rules(self, mapped: Mapped, ctx: Context) -> list[FieldError]:
+        """The signatory (手签员) must be 「已备案且未注销」: one of the enterprise's signatories in the
+        profile ([[enterprise.signatories]]), not cancelled. An enterprise that lists none is not checked."""
+        listed = ctx.enterprise.signatories
+        who = mapped.first("CertHead").get("Signatory")
+        if not listed or who is None:
+            return []
+        found = next((s for s in listed if s.name == who.text), None)
+        if found is None:
+            return [FieldError.at(who.origin, "CertHead/Signatory", "signatory",
+                                  f"{who.text} is not a registered signatory (手签员) of {ctx.enterprise.code} "
+                                  f"(registered: {', '.join(s.name for s in listed if not s.cancelled) or 'none'})",
+                                  who.text)]
+        if found.cancelled:
+            return [FieldError.at(who.origin, "CertHead/Signatory", "signatory",
+                                  f"signatory {who.text} of {ctx.enterprise.code} is cancelled (已注销) and may no "
+                                  f"longer sign certificates", who.text)]
+        return []
+
     def replaces(self, prior, mapped: Mapped) -> bool:
         """改证重发 under the same invoice number: a new application (ApplyType 2) naming, as OriCertNo,
         the certificate number the approved message got."""
