@@ -41,3 +41,30 @@ def test_the_signatory_must_be_registered_and_not_cancelled(ws, name, message):
     assert out.returncode == 1
     assert f"CertHead/Signatory: {message} [rule signatory] value '{name}'" in out.stdout
     assert "/OriginApplications/Application/Signatory (line" in out.stdout
+
+
+FILING = ROOT / "samples" / "origin-filing.json"
+
+
+def test_materials_carry_hs4_cif_and_value_percent(tmp_path, pki):
+    import json
+
+    ws = Workspace(tmp_path, pki, families=["origin-filing"])
+    batch = json.loads(FILING.read_text(encoding="utf-8"))
+    wrong = json.loads(json.dumps(batch["filings"][0]))
+    wrong["apply_no"], wrong["materials"][0]["value_percent"] = "PFBAD1", 30
+    bare = json.loads(json.dumps(batch["filings"][0]))
+    bare["apply_no"] = "PFBAD2"
+    del bare["unit_price"]
+    batch["filings"] += [wrong, bare]
+    f = tmp_path / "filings.json"
+    f.write_text(json.dumps(batch, ensure_ascii=False), encoding="utf-8")
+    out = ws.swgw("map", "--dry-run", str(f), "--type", "origin-filing", "--xml")
+    assert out.returncode == 1
+    # computed from the CIF unit price and the product's unit price: 3.2 / 14.5 × 100, 0.4 / 14.5 × 100
+    assert "<HsCode4>7218</HsCode4>" in out.stdout and "<CifUsd>3.2</CifUsd>" in out.stdout
+    assert "<ValuePercent>22.07</ValuePercent>" in out.stdout and "<ValuePercent>2.76</ValuePercent>" in out.stdout
+    assert "✓ PF2026000301" in out.stdout
+    assert ("$.filings[1].materials[0].value_percent: FilingMaterial/ValuePercent: 从价百分比 30 is not CIF unit "
+            "price 3.2 / unit price 14.5 × 100 = 22.07 [rule value-percent]") in out.stdout
+    assert "✗ PFBAD2" in out.stdout and "从价百分比 is needed for every material" in out.stdout

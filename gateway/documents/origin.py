@@ -178,6 +178,11 @@ class OriginCertificate(_Ccpit):
         return errors
 
 
+def value_percent(cif_usd: str, unit_price: str) -> Decimal:
+    """从价百分比: a material's CIF unit price (USD) as a percentage of the product's unit price."""
+    return (Decimal(cif_usd) / Decimal(unit_price) * 100).quantize(Decimal("0.01"))
+
+
 def _route_word(mapped: Mapped, mode: str) -> str:
     """The transport mode's word in the route (FROM … TO … BY SEA), from the transport-mode table."""
     if mapped.reference is None:
@@ -218,8 +223,11 @@ class OriginFiling(_Ccpit):
         if areas:  # "E; K" or "E,K" from a list -> the schema's space-separated list
             head["PrefAreas"] = Value(" ".join(a for a in re.split(r"[\s;,]+", areas.text.upper()) if a),
                                       areas.origin)
+        price = head.get("UnitPrice")
         for i, item in enumerate(mapped.sections.get("FilingMaterial", []), start=1):
             item.setdefault("Seq", Value(str(i), PROFILE))
+            if "ValuePercent" not in item and price and Decimal(price.text) > 0 and "CifUsd" in item:
+                item["ValuePercent"] = Value(str(value_percent(item["CifUsd"].text, price.text)), item["CifUsd"].origin)
         ctx.fill_sign(mapped, self.sign_section)
 
     def rules(self, mapped: Mapped) -> list[FieldError]:
@@ -243,4 +251,17 @@ class OriginFiling(_Ccpit):
         if not mapped.sections.get("FilingMaterial"):
             errors.append(FieldError.at(mapped.key_origin, "FilingMaterial", "materials",
                                         "a product filing lists at least one material or part (原材料、零部件)"))
+        price = head.get("UnitPrice")
+        for item in mapped.sections.get("FilingMaterial", []):
+            pct, cif = item.get("ValuePercent"), item.get("CifUsd")
+            if pct is None:
+                errors.append(FieldError.at(cif.origin if cif else mapped.key_origin, "FilingMaterial/ValuePercent",
+                                            "value-percent", "从价百分比 is needed for every material: give it, or the "
+                                            "product's unit price (UnitPrice) to compute it from the CIF unit price"))
+            elif price and cif and Decimal(price.text) > 0:
+                want = value_percent(cif.text, price.text)
+                if abs(Decimal(pct.text) - want) > Decimal("0.01"):
+                    errors.append(FieldError.at(pct.origin, "FilingMaterial/ValuePercent", "value-percent",
+                                                f"从价百分比 {pct.text} is not CIF unit price {cif.text} / unit price "
+                                                f"{price.text} × 100 = {want}", pct.text))
         return errors

@@ -58,6 +58,21 @@ def _sync(p: Play) -> None:
                                                     {"RequestId": request_id}))
 
 
+def _materials_problem(p: Play) -> str:
+    """The platform's check of 原材料: every one has its 从价百分比, = CIF单价 / 单价 × 100 (±0.01)."""
+    try:
+        price = float(p.text("UnitPrice") or 0)
+    except ValueError:
+        price = 0.0
+    for m in p.doc.iter(f"{{{NS}}}FilingMaterial"):
+        pct, cif = m.findtext(f"{{{NS}}}ValuePercent"), m.findtext(f"{{{NS}}}CifUsd")
+        if not pct:
+            return "原材料信息不完整：缺少从价百分比"
+        if price > 0 and cif and abs(float(pct) - float(cif) / price * 100) > 0.011:
+            return f"原材料 {m.findtext(f'{{{NS}}}HsCode4')} 的从价百分比 {pct} 与CIF单价 {cif} 不符"
+    return ""
+
+
 def _filing(p: Play) -> None:
     sc = p.settings.origin
     apply_no = p.text("FilingApplyNo")
@@ -69,7 +84,7 @@ def _filing(p: Play) -> None:
     areas = p.text("PrefAreas").split()
     returned = [a for a in areas if rule and a in rule.return_areas]    # 优惠区域备案状态, per area
     reason = f"报文格式错误: {errors[0].path}: {errors[0].reason}" if errors else \
-        (rule.reason if rule and not rule.return_areas else "")
+        (rule.reason if rule and not rule.return_areas else "") or _materials_problem(p)
     approved = [] if reason else [a for a in areas if a not in returned]
     filing_no = ""
     if approved:
