@@ -132,3 +132,18 @@ def test_a_spreadsheet_for_a_tree_mapping_is_refused():
     m = Mapping.load(ROOT / "mappings" / "export-license-json.toml", allowed=family("export-license").sections())
     with pytest.raises(InputError, match="a spreadsheet"):
         m.read(xlsx([["a"], ["b"]]))
+
+
+@pytest.mark.parametrize("family", ["me-import-license", "inspection-feedback"])
+def test_every_tabular_familys_xlsx_sample_maps_as_its_csv(tmp_path, pki, family):
+    from support import Workspace
+
+    ws = Workspace(tmp_path, pki, families=[family])
+    outs = {}
+    for suffix in (".csv", ".xlsx"):
+        f = ws.root / f"{family}{suffix}"
+        f.write_bytes((ROOT / "samples" / f"{family}{suffix}").read_bytes())
+        out = ws.swgw("map", "--dry-run", str(f), "--type", family, "--xml")
+        assert out.returncode == 0, out.stdout + out.stderr
+        outs[suffix] = out.stdout.split("\n", 1)[1]
+    assert outs[".xlsx"] == outs[".csv"] and "✓" in outs[".csv"]
