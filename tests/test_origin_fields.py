@@ -68,3 +68,34 @@ def test_materials_carry_hs4_cif_and_value_percent(tmp_path, pki):
     assert ("$.filings[1].materials[0].value_percent: FilingMaterial/ValuePercent: 从价百分比 30 is not CIF unit "
             "price 3.2 / unit price 14.5 × 100 = 22.07 [rule value-percent]") in out.stdout
     assert "✗ PFBAD2" in out.stdout and "从价百分比 is needed for every material" in out.stdout
+
+
+def test_certificate_fields_of_the_screen(ws):
+    extra_head = """<ApplyDate>2026-11-02</ApplyDate>
+    <SignPlace>Dalian</SignPlace>
+    <SignDate>2026-11-03</SignDate>
+    <SecondVessel>FEEDER 7/0012S</SecondVessel>
+    <PriceTermsDetail>FOB Dalian</PriceTermsDetail>
+    <ContractNo>HT-2026-0891</ContractNo>
+    <LcNo>LC26DL000123</LcNo>
+    <LcDate>2026-10-20</LcDate>
+    <Signatory>王丹</Signatory>"""
+    text = REFERENCE.read_text(encoding="utf-8").replace("<Signatory>王丹</Signatory>", extra_head).replace(
+        "<FobUsd>75000</FobUsd>", "<FobUsd>75000</FobUsd>\n        <UnitPrice>12.5</UnitPrice>\n"
+                                  "        <Amount>75000</Amount>\n        <WeightFlag>净重</WeightFlag>")
+    f = ws.root / "cert.xml"
+    f.write_text(text, encoding="utf-8")
+    out = ws.swgw("map", "--dry-run", str(f), "--type", "origin", "--xml")
+    assert out.returncode == 0, out.stdout + out.stderr
+    for piece in ("<CustomsCode>2102930001</CustomsCode>", "<ApplyDate>20261102</ApplyDate>",
+                  "<SignPlace>DALIAN</SignPlace>", "<SignDate>20261103</SignDate>",
+                  "<SecondVessel>FEEDER 7/0012S</SecondVessel>", "<PriceTermsDetail>FOB DALIAN</PriceTermsDetail>",
+                  "<ContractNo>HT-2026-0891</ContractNo>", "<LcNo>LC26DL000123</LcNo>", "<LcDate>20261020</LcDate>",
+                  "<WeightFlag>N</WeightFlag>", "<UnitPrice>12.5</UnitPrice><Amount>75000</Amount>"):
+        assert piece in out.stdout, piece
+    f.write_text(text.replace("<Amount>75000</Amount>", "<Amount>70000</Amount>").replace(
+        "<SignDate>2026-11-03</SignDate>", "<SignDate>2026-11-01</SignDate>"), encoding="utf-8")
+    out = ws.swgw("map", "--dry-run", str(f), "--type", "origin")
+    assert out.returncode == 1
+    assert "CertGoods/Amount: total 70000 is not unit price 12.5 × quantity 6000 = 75000 [rule price*qty]" in out.stdout
+    assert "CertHead/SignDate: sign date 20261101 is before the application date 20261102 [rule date-order]" in out.stdout

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from gateway.documents import checks
 from gateway.documents.base import PROFILE, Context, DocumentFamily, ReceiptOutcome, platform_outcome
 from gateway.mapping.engine import Mapped, Value
 from gateway.mapping.errors import FieldError, MappingFileError
@@ -87,6 +88,8 @@ class OriginCertificate(_Ccpit):
                 head["TransportRoute"] = Value(route, head["DeparturePort"].origin)
         for i, goods in enumerate(mapped.sections.get("CertGoods", []), start=1):
             goods.setdefault("GNo", Value(str(i), PROFILE))
+        if ctx.enterprise.customs_code:  # 企业海关编码 from the profile unless the ERP gives it
+            head.setdefault("CustomsCode", Value(ctx.enterprise.customs_code, PROFILE))
         ctx.fill_sign(mapped, self.sign_section)
 
     def profile_rules(self, mapped: Mapped, ctx: Context) -> list[FieldError]:
@@ -159,6 +162,20 @@ class OriginCertificate(_Ccpit):
                 errors.append(FieldError.at(hs.origin, "CertGoods/HsCode", "filing-hs",
                                             f"HS code {hs.text} differs from {filed_hs} of filing {filing.text}",
                                             hs.text))
+        for item in goods:   # per-good 单价 × 数量 = 金额
+            wrong = checks.price_times_qty("CertGoods/Amount", item.get("UnitPrice"), item.get("Quantity"),
+                                           item.get("Amount"))
+            if wrong:
+                errors.append(wrong)
+        apply_date, sign_date = head.get("ApplyDate"), head.get("SignDate")
+        if apply_date and sign_date and sign_date.text < apply_date.text:
+            errors.append(FieldError.at(sign_date.origin, "CertHead/SignDate", "date-order",
+                                        f"sign date {sign_date.text} is before the application date {apply_date.text}",
+                                        sign_date.text))
+        lc_no, lc_date = head.get("LcNo"), head.get("LcDate")
+        if lc_date and not lc_no:
+            errors.append(FieldError.at(lc_date.origin, "CertHead/LcNo", "pair",
+                                        "an L/C issue date (L/C开证日期) needs the L/C number (信用证号)"))
         fob = head.get("FobUsd")
         if fob and goods and all("FobUsd" in g for g in goods):
             total = sum(Decimal(g["FobUsd"].text) for g in goods)
