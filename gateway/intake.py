@@ -336,11 +336,16 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
     return result
 
 
+CARRIED_AS = ("EdocID", "AttachName")   # the element that names an attachment in its package, per format
+
+
 def _carried_names(document: bytes) -> list[str]:
-    """The names the format gives the attachments, in order (declarations: EdocRealation/EdocID)."""
+    """The names the format gives the attachments, in order (declarations: EdocRealation/EdocID;
+    certificates of origin: CertAttachment/AttachName)."""
     from gateway import xmlsafe
 
-    return [e.text for e in xmlsafe.parse(document).iter("{*}EdocID")]
+    root = xmlsafe.parse(document)
+    return [e.text for e in root.iter() if isinstance(e.tag, str) and e.tag.rsplit("}", 1)[-1] in CARRIED_AS]
 
 
 def _rows(rows: list[int]) -> str:

@@ -208,3 +208,32 @@ def test_package_and_name_checks():
     # the package is deterministic: a re-send is byte-identical
     assert attachments.package("a.xml", b"<a/>", [("b.pdf", INVOICE)]) == \
         attachments.package("a.xml", b"<a/>", [("b.pdf", INVOICE)])
+
+
+def test_a_certificate_of_origin_carries_its_supporting_documents(tmp_path, pki):
+    from support import ROOT
+
+    ws = Workspace(tmp_path, pki, families=["origin"])
+    text = (ROOT / "samples" / "origin.xml").read_text(encoding="utf-8").replace(
+        "    <Goods>", "    <Attachments>\n      <File>01:invoice.pdf</File>\n      <File>contract.pdf</File>\n"
+                      "    </Attachments>\n    <Goods>")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        member(zf, "origin.xml", text.encode("utf-8"))
+        member(zf, "invoice.pdf", INVOICE)
+        member(zf, "contract.pdf", CONTRACT)
+    ws.start_sandbox()
+    ws.drop_to("origin", "cert.zip", buf.getvalue())
+    drain(ws)
+    (row,) = ws.status()
+    assert row["state"] == "approved", row
+    (env_path,) = [p for p in ws.received_envelopes()
+                   if b"CcpitSyncRequest" not in base64.b64decode(etree.parse(str(p)).getroot().findtext(f"{DXP}Data"))]
+    _, message, files = attachments.unpack(base64.b64decode(etree.parse(str(env_path)).getroot().findtext(f"{DXP}Data")))
+    doc = etree.fromstring(message)
+    org = "{urn:swgw:origin}"
+    got = [(a.findtext(f"{org}AttachType"), a.findtext(f"{org}FileName"), a.findtext(f"{org}Sha256"))
+           for a in doc.iter(f"{org}CertAttachment")]
+    assert got == [("01", "invoice.pdf", hashlib.sha256(INVOICE).hexdigest()),
+                   ("05", "contract.pdf", hashlib.sha256(CONTRACT).hexdigest())], "05: the mapping's default_code"
+    assert sorted(files.values()) == sorted([INVOICE, CONTRACT])

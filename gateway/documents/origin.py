@@ -92,6 +92,16 @@ class OriginCertificate(_Ccpit):
             head.setdefault("CustomsCode", Value(ctx.enterprise.customs_code, PROFILE))
         ctx.fill_sign(mapped, self.sign_section)
 
+    def carry(self, mapped: Mapped, files: list, ctx: Context) -> list[FieldError]:
+        """佐证材料: one CertAttachment per file; the file travels in the package under AttachName."""
+        records = [{k: Value(v, att.origin) for k, v in (
+            ("AttachName", f"{i:02d}-{att.sha256[:16]}{att.suffix}"), ("AttachType", att.code),
+            ("FileName", att.name[-200:]), ("FileSize", str(att.size)), ("Sha256", att.sha256))}
+            for i, att in enumerate(files, start=1)]
+        if records:
+            mapped.sections["CertAttachment"] = records
+        return []
+
     def profile_rules(self, mapped: Mapped, ctx: Context) -> list[FieldError]:
         """The signatory (手签员) must be 「已备案且未注销」: one of the enterprise's signatories in the
         profile ([[enterprise.signatories]]), not cancelled. An enterprise that lists none is not checked."""

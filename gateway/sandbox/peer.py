@@ -145,15 +145,18 @@ class Peer:
             raise ValueError(str(exc)) from None
         doc = xmlsafe.parse(message)
         named = {}
-        for edoc in doc.iter("{*}EdocRealation"):
-            edoc_id = edoc.findtext("{*}EdocID") or ""
-            size = edoc.findtext("{*}EdocSize") or ""
-            if edoc_id not in files:
-                raise ValueError(f"EdocRealation {edoc_id!r} has no file in the package")
-            if size != str(len(files[edoc_id])):
-                raise ValueError(f"EdocRealation {edoc_id!r}: EdocSize {size} but the file has "
-                                 f"{len(files[edoc_id])} bytes")
-            named[edoc_id] = files[edoc_id]
+        # (record, name element, size element): declarations EdocRealation, certificates CertAttachment
+        for record, name_el, size_el in (("EdocRealation", "EdocID", "EdocSize"),
+                                         ("CertAttachment", "AttachName", "FileSize")):
+            for edoc in doc.iter(f"{{*}}{record}"):
+                edoc_id = edoc.findtext(f"{{*}}{name_el}") or ""
+                size = edoc.findtext(f"{{*}}{size_el}") or ""
+                if edoc_id not in files:
+                    raise ValueError(f"{record} {edoc_id!r} has no file in the package")
+                if size != str(len(files[edoc_id])):
+                    raise ValueError(f"{record} {edoc_id!r}: {size_el} {size} but the file has "
+                                     f"{len(files[edoc_id])} bytes")
+                named[edoc_id] = files[edoc_id]
         extra = sorted(set(files) - set(named))
         if extra:
             raise ValueError(f"file(s) {', '.join(extra)} in the package are named by no EdocRealation")
