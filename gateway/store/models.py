@@ -75,7 +75,9 @@ class Message(Base):
 
     keys: Mapped[list[MessageKey]] = relationship(back_populates="message", cascade="all, delete-orphan",
                                                   order_by="MessageKey.id")  # in the order they came
-    attachments: Mapped[list[MessageAttachment]] = relationship(cascade="all, delete-orphan",
+    # loaded with each batch of messages in one query (sign and transmit ask every message); the
+    # bytes themselves only when a package is built
+    attachments: Mapped[list[MessageAttachment]] = relationship(cascade="all, delete-orphan", lazy="selectin",
                                                                 order_by="MessageAttachment.seq")
     intake_file: Mapped[IntakeFile | None] = relationship()
     # write-only: appending an event never loads a message's whole history
@@ -115,7 +117,7 @@ class MessageAttachment(Base):
     media_type: Mapped[str] = mapped_column(String(60))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
-    content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     __table_args__ = (Index("ix_message_attachments_message", "message_id"),)
 
 
