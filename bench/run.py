@@ -5,8 +5,9 @@ same run.
 Scenarios: the floor (only the library calls no implementation can avoid), baseline (tight loop:
 swgw's own map/build/sign code without store or transport), drop->sent and drop->final on the
 embedded default, latency at a steady offered rate, the receipt path, the console's page times on a
-100,000-message PostgreSQL store and the fast CLI on 10,000 messages (console), and (when the PC/SC
-stack is installed) card-bound mode.
+100,000-message PostgreSQL store and the fast CLI on 10,000 messages (console), a 10,000-row
+spreadsheet's read+map time and peak memory (xlsx), and (when the PC/SC stack is installed)
+card-bound mode.
 """
 from __future__ import annotations
 
@@ -238,6 +239,10 @@ def main() -> int:
         import console
 
         console.run(say, args.console_messages, args.cli_messages)
+    if not only or "xlsx" in only:
+        import spreadsheet
+
+        spreadsheet.run(tmp, say)
     if not only or "cards" in only:
         import cards
 

@@ -121,16 +121,17 @@ def map_cmd(config_path, dry_run, doc_type, show_xml, file):
         raise Exit(2, f"--type is needed: one of {', '.join(rt.doc_types)}")
     dt = rt.doc_types[doc_type]
     try:
-        encoding, groups, reader = intake.read_documents(rt, dt, path.read_bytes())
+        data, files = intake.unpack(dt, path.read_bytes())   # a .zip drop: its data file and attachments
+        encoding, groups, reader = intake.read_documents(rt, dt, data)
     except InputError as exc:
         raise Exit(1, f"{path.name}{f', row {exc.row}' if exc.row else ''}: {exc}") from None
     bad = 0
     click.echo(f"{path.name}: {len(groups)} {doc_type} document(s), encoding {encoding}, {reader}")
     for mapped in groups:
-        ev = intake.evaluate(rt, dt, mapped)
+        ev = intake.evaluate(rt, dt, mapped, files)
         where = f"rows {','.join(map(str, mapped.rows))}" if mapped.rows else dt.family.root_name
         counts = ", ".join(f"{len(v)} {k}" for k, v in mapped.sections.items()
-                           if v and (len(v) != 1 or k in ("DecList",)))
+                           if v and (len(v) != 1 or k in ("DecList", "EdocRealation")))
         if ev.errors:
             bad += 1
             click.echo(f"  ✗ {mapped.key} ({where}): {len(ev.errors)} error(s)")
@@ -151,13 +152,20 @@ def map_cmd(config_path, dry_run, doc_type, show_xml, file):
 @click.option("--state")
 @click.option("--key", help="any business key: ClientSeqNo, SeqNo, entry id …")
 @click.option("--overdue", is_flag=True, help="only messages past a receipt deadline")
+@click.option("--inspection-orders", "orders_only", is_flag=True,
+              help="list inspection orders (海关查验指令), also those for declarations swgw does not know")
+@click.option("--insp-customs", default="", help="orders of this 查验关区 (implies --inspection-orders)")
+@click.option("--unload-place", default="", help="orders of this 卸货地代码 (implies --inspection-orders)")
+@click.option("--enterprise", default="", help="with --inspection-orders: the enterprise code or 企业名称")
 @click.option("--json", "as_json", is_flag=True)
-def status(config_path, doc_type, state, key, overdue, as_json):
-    """List messages with type, business key, state and last receipt."""
+def status(config_path, doc_type, state, key, overdue, orders_only, insp_customs, unload_place, enterprise, as_json):
+    """List messages with type, business key, state and last receipt (or inspection orders)."""
     from gateway.lifecycle import report
     from gateway.store import repo
 
     store = _store(config_path)
+    if orders_only or insp_customs or unload_place:
+        return _orders_status(store, insp_customs, unload_place, enterprise, as_json)
     with store.sessions() as s:
         msgs = repo.listing(s, doc_type, state, key, overdue=overdue)
         rows = [{"id": m.id, "type": m.doc_type, "key": m.business_key, "state": m.state,
@@ -198,6 +206,24 @@ def _describe(m) -> str:
 
     fam = FAMILIES.get(m.doc_type)
     return fam.describe(m.document) if fam is not None else ""
+
+
+def _orders_status(store, insp_customs: str, unload_place: str, enterprise: str, as_json: bool) -> None:
+    from gateway.receipts import orders
+
+    with store.sessions() as s:
+        rows = orders.listing(s, insp_customs, unload_place, enterprise)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no inspection orders")
+        return
+    click.echo(f"{'RECEIPT':>7}  {'INSPECTION NO':<20} {'ENTRY ID':<18} {'CUSTOMS':<7} {'UNLOAD':<8} "
+               f"{'ENTERPRISE':<18}  DECLARATION")
+    for r in rows:
+        click.echo(f"{r['receipt']:>7}  {r['inspection_no']:<20} {r['entry_id']:<18} {r['insp_customs']:<7} "
+                   f"{r['unload_place']:<8} {r['enterprise']:<18}  {r['declaration'] or '(not known to swgw yet)'}")
 
 
 @cli.command()
@@ -495,6 +521,60 @@ _console_commands.register(cli, config_option, _config, Exit)
 from gateway import tools as _tools  # noqa: E402
 
 _tools.register(cli, Exit)  # swgw receipt, swgw verify
+
+
+@cli.command("sync")
+@config_option
+@click.argument("platform", required=False, type=click.Choice(["ccpit"]))
+@click.argument("what", required=False, type=click.Choice(["filings", "enterprise"]))
+@click.option("--enterprise", default="", help="only this enterprise (default: every one with a ccpit_code)")
+@click.option("--wait", "wait_s", type=float, default=0.0, help="wait this many seconds for the running daemon's answer")
+@click.option("--history", is_flag=True, help="list earlier requests: type, status, requested by, time, count")
+@click.option("--json", "as_json", is_flag=True)
+def sync_cmd(config_path, platform, what, enterprise, wait_s, history, as_json):
+    """数据同步: request the enterprise's registered filings (同步商品备案信息) or registration data
+    (同步企业信息) from the platform; the running daemon sends it and stores the answer."""
+    import time as _time
+
+    from gateway import sync
+
+    rt = _runtime(config_path)
+    if history:
+        with rt.sessions() as s:
+            rows = sync.history(s)
+        if as_json:
+            click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        elif not rows:
+            click.echo("no sync requests")
+        else:
+            click.echo(f"{'ID':>4}  {'TYPE':<10} {'STATUS':<9} {'REQUESTED BY':<14} {'REQUESTED':<19}  {'COUNT':>5}  "
+                       f"ENTERPRISE / DETAIL")
+            for r in rows:
+                click.echo(f"{r['id']:>4}  {r['type']:<10} {r['status']:<9} {r['requested_by']:<14} "
+                           f"{r['requested_at'][:19]:<19}  {r['count']:>5}  {r['enterprise']} {r['detail']}".rstrip())
+        return
+    if not (platform and what):
+        raise Exit(2, "usage: swgw sync ccpit filings|enterprise [--enterprise CODE] [--wait S], or swgw sync --history")
+    try:
+        rows = sync.request(rt, what, enterprise)
+    except sync.SyncError as exc:
+        raise Exit(2, str(exc)) from None
+    for r in rows:
+        click.echo(f"sync request {r.request_id}: {sync.TYPES[what]} for {r.enterprise} queued; the daemon sends it")
+    deadline = _time.monotonic() + wait_s
+    ids = {r.request_id for r in rows}
+    while wait_s:
+        with rt.sessions() as s:
+            states_ = {h["request_id"]: h for h in sync.history(s) if h["request_id"] in ids}
+        if all(h["status"] in ("done", "failed") for h in states_.values()):
+            for h in states_.values():
+                click.echo(f"sync request {h['request_id']}: {h['status']}, {h['count']} record(s) {h['detail']}".rstrip())
+            if any(h["status"] == "failed" for h in states_.values()):
+                raise Exit(1)
+            return
+        if _time.monotonic() > deadline:
+            raise Exit(1, f"no answer within {wait_s:g}s (is the daemon running?); see swgw sync --history")
+        _time.sleep(0.2)
 
 
 def main() -> None:

@@ -60,6 +60,13 @@ class FilingProfile(_Model):
     me_office: str = ""                          # 所属机电办 (机电 filing)
 
 
+class Signatory(_Model):
+    """A CCPIT signatory (手签员) of the enterprise, as registered (备案) with CCPIT."""
+
+    name: str
+    cancelled: bool = False                      # 已注销: may no longer sign certificates
+
+
 class Enterprise(_Model):
     code: str                                    # 统一社会信用代码 (USCC, 18)
     name: str
@@ -72,6 +79,7 @@ class Enterprise(_Model):
     mofcom_filings: list[Literal["me", "agri"]] = Field(default_factory=list)   # filings MOFCOM already has
     filing: FilingProfile | None = None          # [enterprise.filing]: for swgw enterprise file me|agri
     operators: list[Operator] = Field(default_factory=list)
+    signatories: list[Signatory] = Field(default_factory=list)   # CCPIT 手签员; listed: certificates are checked
 
     @field_validator("dxp_sender_id")
     @classmethod
@@ -169,6 +177,16 @@ TransportConfig = Annotated[Union[FolderTransportConfig, SftpTransportConfig, Am
                             Field(discriminator="kind")]
 
 
+class AttachmentConfig(_Model):
+    """Files carried with a document ([documents.<type>.attachments]); see gateway/attachments.py."""
+
+    dir: Path | None = None                      # default <inbox>/attachments
+    max_bytes: int = 4 * 1024 * 1024             # one file
+    max_count: int = 10                          # per document
+    max_package_bytes: int = 60 * 1024 * 1024    # a .zip drop, everything in it expanded
+    types: list[str] = Field(default_factory=lambda: ["pdf", "jpeg", "png", "ofd"])
+
+
 class DocumentConfig(_Model):
     inbox: Path
     outbox: Path
@@ -183,6 +201,7 @@ class DocumentConfig(_Model):
     encoding: str = "auto"                       # auto | utf-8 | utf-8-sig | gb18030
     submit: str | None = None                    # declarations: declare (C, default) | draft (G) | upload (A) …
     deadlines: DeadlineConfig = Field(default_factory=DeadlineConfig)   # expected receipt times
+    attachments: AttachmentConfig = Field(default_factory=AttachmentConfig)
 
 
 class AmqpIntakeConfig(_Model):
@@ -222,6 +241,7 @@ class GatewayConfig(_Model):
     poll_interval: float = 0.5
     batch_size: int = 200
     unmatched_outbox: Path = Path("outbox/unmatched")
+    inspection_order_outbox: Path = Path("outbox/inspection-order")   # orders for declarations swgw does not know
     alarms_outbox: Path = Path("outbox/alarms")
 
 

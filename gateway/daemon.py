@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from card.signer import SignerError
-from gateway import health, intake, pipeline
+from gateway import health, intake, pipeline, sync
 from gateway.config import ConfigError
 from gateway.lifecycle import service as lifecycle, shutdown as graceful
 from gateway.log import get_logger
@@ -116,7 +116,8 @@ class Daemon:
     # -- the loop ---------------------------------------------------------------------
     def tick(self) -> int:
         health.publish(self.rt, every=2.0)  # links and signers, for the console
-        return intake.run_once(self.rt) + self._take_records() + pipeline.step(self.rt, sign=self.signing is None)
+        return intake.run_once(self.rt) + self._take_records() + pipeline.step(self.rt, sign=self.signing is None) \
+            + sync.send_queued(self.rt)   # 数据同步 requests queued by `swgw sync` or the daily job
 
     def _take_records(self) -> int:
         if self.queue_intake is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
@@ -17,16 +17,17 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
-from gateway import faults, fsutil, licence_use, metrics
+from gateway import attachments, faults, fsutil, licence_use, metrics, zipsafe
 from gateway.documents.base import Context
 from gateway.log import get_logger
 from gateway.mapping import native
 from gateway.mapping.engine import Mapped
+from gateway.mapping import readers_xlsx
 from gateway.mapping.errors import FieldError, InputError
 from gateway.runtime import DocType, Runtime
 from gateway.sources.folder import Claimed
 from gateway.store import repo, states
-from gateway.store.models import IntakeFile, Message, MessageKey, utcnow
+from gateway.store.models import IntakeFile, Message, MessageAttachment, MessageKey, utcnow
 
 log = get_logger("intake")
 TAKEN = ("accepted", "partial", "duplicate")
@@ -168,10 +169,24 @@ def read_documents(rt: Runtime, dt: DocType, data: bytes, mapping=None) -> tuple
 def _evaluate_file(rt: Runtime, dt: DocType, data: bytes, mapping=None) -> tuple[str, list[Evaluation]] | InputError:
     """Read, map and evaluate every document of a file: (encoding, evaluations), or the input error."""
     try:
+        data, files = unpack(dt, data)
         encoding, documents, _ = read_documents(rt, dt, data, mapping)
-        return encoding, [evaluate(rt, dt, mapped) for mapped in documents]
+        return encoding, [evaluate(rt, dt, mapped, files) for mapped in documents]
     except InputError as exc:
         return exc
+
+
+def unpack(dt: DocType, data: bytes):
+    """A .zip drop (not a spreadsheet) is a package: its data file, and its attachments by name.
+    Any other drop takes attachments from the document's attachments folder."""
+    if zipsafe.is_zip(data) and not readers_xlsx.is_xlsx(data):
+        policy = dt.attachment_policy or attachments.Policy()
+        try:
+            package = attachments.Package(data, policy, "the .zip package")
+        except zipsafe.UnsafeZip as exc:
+            raise InputError(f"package refused: {exc}") from None
+        return package.data, package
+    return data, attachments.Folder(dt.attachments_dir) if dt.attachments_dir else None
 
 
 def _store_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str,
@@ -217,11 +232,14 @@ class Evaluation:
     signer: str
     document: bytes | None
     errors: list[FieldError]
+    attachments: list = field(default_factory=list)   # attachments.Attachment, checked and hashed
 
 
-def evaluate(rt: Runtime, dt: DocType, mapped: Mapped) -> Evaluation:
-    """Profile -> enrich -> rules -> build -> XSD for one document. Touches no store."""
+def evaluate(rt: Runtime, dt: DocType, mapped: Mapped, files=None) -> Evaluation:
+    """Profile -> enrich -> attachments -> rules -> build -> XSD for one document. Touches no store.
+    `files`: where the attachments it names are (a .zip package or the attachments folder)."""
     errors: list[FieldError] = list(mapped.errors)
+    carried = []
     built = None
     ent = rt.enterprise(mapped.enterprise)
     if ent is None:
@@ -236,13 +254,20 @@ def evaluate(rt: Runtime, dt: DocType, mapped: Mapped) -> Evaluation:
     if ent and op:
         # rules run beside field errors so a user sees every problem at once; the schema
         # check runs only on a clean document, where it finds what the mapping cannot
-        errors.extend(dt.family.enrich(mapped, Context(ent, op, rt.media_no(op.signer), dt.submit)) or [])
+        ctx = Context(ent, op, rt.media_no(op.signer), dt.submit)
+        errors.extend(dt.family.enrich(mapped, ctx) or [])
+        if mapped.attachments:
+            carried, refused = attachments.resolve(mapped.attachments, files, dt.attachment_policy
+                                                   or attachments.Policy())
+            errors.extend(refused or dt.family.carry(mapped, carried, ctx))
+        errors.extend(dt.family.profile_rules(mapped, ctx))
         errors.extend(dt.family.rules(mapped))
         if not errors:
             built = dt.family.build(mapped)
             errors.extend(dt.family.locate(built, dt.family.schema.errors(built.root)))
     document = etree.tostring(built.root, xml_declaration=True, encoding="UTF-8") if built is not None else None
-    return Evaluation(mapped, ent.code if ent else mapped.enterprise, op.signer if op else "", document, errors)
+    return Evaluation(mapped, ent.code if ent else mapped.enterprise, op.signer if op else "", document, errors,
+                      carried if document is not None else [])
 
 
 def prepare(rt: Runtime, dt: DocType, s, mapped: Mapped, intake_id: int | None, file_name: str,
@@ -268,6 +293,7 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
     if existing is None:
         existing = repo.by_keys(s, dt.key, [mapped.key])
 
+    replaced = []
     if not errors:
         for prior in existing.get((enterprise, mapped.key), []):
             if prior.state == states.INVALID:
@@ -277,6 +303,9 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
                                                           "note": "same document already taken; not sent again"}}
             if prior.state in dt.family.resubmittable_states:
                 continue  # returned by the authority: an amended document goes again under the same key
+            if dt.family.replaces(prior, mapped):
+                replaced.append(prior)  # e.g. 改证重发: the new application replaces the approved one
+                continue
             errors.append(FieldError.at(mapped.key_origin, dt.family.key_name, "unique",
                                         f"{dt.family.key_name} {mapped.key} was already used by message {prior.id} "
                                         f"(state {prior.state}) with different content; use a new "
@@ -289,8 +318,22 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
                   source_ref=source_ref[:400], content_sha256=content_sha, document=document,
                   signer=ev.signer, transport=dt.transport, attempts=0, last_receipt="",
                   keys=[MessageKey(name=dt.family.key_name, value=mapped.key)])
+    carried_as = _carried_names(document) if ev.attachments and not errors else []
+    for seq, (att, as_name) in enumerate(zip(ev.attachments, carried_as), start=1):
+        msg.attachments.append(MessageAttachment(seq=seq, code=att.code, name=att.name[:255], carried_as=as_name,
+                                                 media_type=attachments.MEDIA[att.kind], size=att.size,
+                                                 sha256=att.sha256, content=att.data))
     s.add(msg)
     repo.note(s, msg, "received", source_ref)
+    for prior in replaced if not errors else []:
+        keys = ", ".join(f"{k.name} {k.value}" for k in prior.keys if k.name != dt.family.key_name)
+        repo.note(s, msg, "replaces", f"replaces message {prior.id} ({prior.business_key}, {keys}, state "
+                                      f"{prior.state}) under the same {dt.family.key_name}")
+        repo.note(s, prior, "replaced", f"replaced by a new application under the same {dt.family.key_name} "
+                                        f"(message {msg.cop_msg_id}, from {source_ref}); voided when that is approved")
+    if msg.attachments:
+        repo.note(s, msg, "attachments", "; ".join(f"{a.name} as {a.carried_as} ({a.code}, {a.media_type}, "
+                                                   f"{a.size} bytes, sha256 {a.sha256})" for a in msg.attachments))
     if errors:
         msg.errors = [e.to_dict() for e in errors]
         repo.transition(s, msg, states.INVALID, f"{len(errors)} error(s): " + "; ".join(
@@ -306,6 +349,18 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
                                                   "rows": mapped.rows}}
     result["_msg"] = msg
     return result
+
+
+CARRIED_AS = ("EdocID", "AttachName")   # the element that names an attachment in its package, per format
+
+
+def _carried_names(document: bytes) -> list[str]:
+    """The names the format gives the attachments, in order (declarations: EdocRealation/EdocID;
+    certificates of origin: CertAttachment/AttachName)."""
+    from gateway import xmlsafe
+
+    root = xmlsafe.parse(document)
+    return [e.text for e in root.iter() if isinstance(e.tag, str) and e.tag.rsplit("}", 1)[-1] in CARRIED_AS]
 
 
 def _rows(rows: list[int]) -> str:

@@ -83,7 +83,7 @@ def withdraw(rt, s, key: str, reason: str = "") -> tuple[Message, Message]:
 
 def file(rt, s, kind: str, enterprise: str | None = None) -> Message:
     """Queue the enterprise's 机电企业信息备案 (me) or 重农信息备案 (agri)."""
-    from gateway.filings import DOC_TYPES, NAMES
+    from gateway.mofcom_filings import DOC_TYPES, NAMES
 
     ents = [e for e in rt.config.enterprises if enterprise in (None, e.code, e.mofcom_code, e.customs_code)]
     if not ents:

@@ -15,10 +15,12 @@ import hashlib
 from lxml import etree
 
 from card.signer import CardAbsent, CardMismatch, PinError, SignerError
-from gateway import alarms, envelope, faults, filings, fsutil, health, licence_use, metrics, mofcom_key, signing, xmlsafe
+from gateway import (alarms, attachments, ccpit_filings, envelope, faults, fsutil, health, licence_use, metrics,
+                     mofcom_filings, mofcom_key, signing, sync, xmlsafe)
 from gateway.lifecycle import retries, subscriptions
 from gateway.log import get_logger
 from gateway.receipts import correlate as correlation
+from gateway.receipts import orders
 from gateway.receipts import parse as receipt_parse
 from gateway.receipts import route as routing
 from gateway.runtime import Runtime
@@ -73,7 +75,7 @@ def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
             except CardMismatch as exc:
                 repo.transition(s, msg, states.FAILED, f"refusing to sign with the wrong card: {exc}")
                 msg.errors = [{"rule": "card", "message": str(exc)}]
-            except (mofcom_key.MofcomKeyError, filings.NotFiled) as exc:   # licences: fail before sending
+            except (mofcom_key.MofcomKeyError, mofcom_filings.NotFiled) as exc:   # licences: fail before sending
                 repo.transition(s, msg, states.FAILED, f"not sent: {exc}")
                 msg.errors = [{"rule": "mofcom", "message": str(exc)}]
                 alarms.raise_alarm(rt, "licence-not-sent", f"licence application {msg.business_key} not sent: {exc}",
@@ -101,12 +103,13 @@ def _sign_one(rt: Runtime, s, msg: Message) -> None:
     key_note = ""
     if getattr(dt_.family, "signs_with_mofcom_key", False) and dt_.family.needs_mofcom_key(root):
         if dt_.family.needs_filing(root):                     # MOFCOM licences: the enterprise's filing
-            filings.require(s, ent, dt_.key, msg.business_key)
+            mofcom_filings.require(s, ent, dt_.key, msg.business_key)
         key_note = ", " + mofcom_key.sign(rt, root, ent, dt_.family, now.strftime("%Y%m%d%H%M%S"))  # 上报并签章
     document = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    file_name, data = payload(msg, document)
     env = envelope.Envelope(
         trans=envelope.TransInfo(msg.cop_msg_id, ent.dxp_sender_id, [dt_.receiver_id], now, dt_.msg_type),
-        data=document, file_name=f"{msg.cop_msg_id}.xml", ic_card=info.media_no,
+        data=data, file_name=file_name, ic_card=info.media_no,
         biz_keys={dt_.family.key_name: msg.business_key})
     dxp = envelope.wrap(env)
     signed = signing.sign(dxp, signer, info.cert_no, rt.xmldsig_profile(msg.signer))
@@ -118,6 +121,15 @@ def _sign_one(rt: Runtime, s, msg: Message) -> None:
     msg.envelope = signed
     repo.transition(s, msg, states.SIGNED, f"signed by card {info.media_no} ({signer.algorithm}, "
                                           f"certificate {info.cert_no}){key_note}")
+
+
+def payload(msg: Message, document: bytes) -> tuple[str, bytes]:
+    """What carries the business message: the XML itself, or — when it has attachments — one
+    .zip package of the message and its files under the names the message gives them."""
+    if not msg.attachments:
+        return f"{msg.cop_msg_id}.xml", document
+    return f"{msg.cop_msg_id}.zip", attachments.package(f"{msg.cop_msg_id}.xml", document,
+                                                         [(a.carried_as, a.content) for a in msg.attachments])
 
 
 # -- transmit -----------------------------------------------------------------------
@@ -136,8 +148,9 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
         s.commit()  # no transaction held while files travel
         for msg in batch:
             transport = rt.transports[msg.transport]
-            data = msg.document if transport.carries == "business" else msg.envelope
-            item = Outgoing(name=f"{msg.cop_msg_id}.xml", data=data, cop_msg_id=msg.cop_msg_id,
+            name, data = payload(msg, msg.document) if transport.carries == "business" else \
+                (f"{msg.cop_msg_id}.xml", msg.envelope)
+            item = Outgoing(name=name, data=data, cop_msg_id=msg.cop_msg_id,
                             doc_type=msg.doc_type, business_key=msg.business_key)
             msg.attempts += 1
             try:
@@ -195,7 +208,7 @@ def store_send_failure(s, transport: str, item) -> None:
     sha = hashlib.sha256(item.name.encode() + item.data).hexdigest()
     if s.query(Receipt.id).filter(Receipt.sha256 == sha).first():
         return
-    cop_msg_id = item.meta.get("original", item.name).rsplit("/", 1)[-1].removesuffix(".xml")
+    cop_msg_id = item.meta.get("original", item.name).rsplit("/", 1)[-1].removesuffix(".xml").removesuffix(".zip")
     msg = s.query(Message).filter(Message.cop_msg_id == cop_msg_id).first()
     why = f"the desktop client could not send it: {item.name} (check the client's log, the card and the XML)"
     s.add(Receipt(transport=transport, remote_name=item.name[:400], sha256=sha, kind="send-failed",
@@ -265,6 +278,19 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
                   doc_type=parsed.doc_type or (msg.doc_type if msg else ""), fields=parsed.fields,
                   raw=parsed.payload or data, message_id=msg.id if msg else None)
     s.add(rec)
+    if msg is None and parsed.kind == sync.KIND:  # 数据同步: reference data, kept; shown by sync --history
+        rec.summary = sync.record_answer(rt, s, parsed.fields)[:500]
+        rec.routed_at = utcnow()
+        repo.note(s, None, "sync", f"{remote_name}: {rec.summary}")
+        return rec
+    if msg is None and parsed.kind == orders.KIND:
+        ent = orders.enterprise_of(rt, parsed.fields)
+        if ent is not None:  # an order for a declaration swgw did not send (or does not know yet)
+            rec.enterprise = ent.code[:40]
+            rec.summary = (f"inspection order {parsed.fields.get('InspectionNo', '?')} for enterprise {ent.code}: no "
+                           f"declaration with entry id {parsed.fields.get('EntryId', '?')} known yet")[:500]
+            repo.note(s, None, "inspection-order", f"{remote_name}: {rec.summary}")
+            return rec
     if msg is None:
         rec.summary = f"matches no message (keys {parsed.refs})"[:500]
         repo.note(s, None, "receipt-unmatched", f"{parsed.kind} {remote_name}: keys {parsed.refs}")
@@ -282,12 +308,18 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
                           f"the receipt is kept ({remote_name}), the state unchanged", pending=batch.alarmed,
                           message_id=msg.id)
     if outcome:
+        new_entry_id = outcome.keys.get("EntryId") and not any(
+            k.name == "EntryId" and k.value == outcome.keys["EntryId"] for k in msg.keys)
         for k, v in outcome.keys.items():
             if msg not in batch.keys.get((k, v), ()):  # added in this batch already: no second look
                 repo.add_key(msg, k, v)
                 batch.keys.setdefault((k, v), []).append(msg)
         if outcome.state and outcome.state != msg.state:
             repo.transition(s, msg, outcome.state, summary)
+        if new_entry_id:  # inspection orders that came before the declaration had its 报关单号
+            orders.attach_waiting(rt, s, msg, outcome.keys["EntryId"])
+    if parsed.kind == "filing-audit":  # the filing is usable by the next certificate at once
+        ccpit_filings.record_audit(rt, s, msg, parsed.fields)
     licence_use.after_receipt(s, msg, parsed.kind, parsed.fields, batch.keys)   # licences <-> declarations
     msg.last_receipt = f"{parsed.kind}: {summary}"[:300]
     msg.updated_at = utcnow()
@@ -305,25 +337,31 @@ def route_batch(rt: Runtime, limit: int = 500) -> int:
         for rec, msg in batch:
             doc_type = rec.doc_type or (msg.doc_type if msg else "")
             dt_ = rt.doc_types.get(doc_type)
-            outbox = dt_.outbox if dt_ and msg is not None else rt.config.gateway.unmatched_outbox
-            path = routing.route_to_folder(outbox, rec, msg, rec.raw, fsync=True, sync_dir=False)
+            subject = msg if msg is not None else orders.subject(rec)   # an order names its enterprise
+            if dt_ and msg is not None:
+                outbox = dt_.outbox
+            elif subject is not None:
+                outbox = orders.outbox(rt)
+            else:
+                outbox = rt.config.gateway.unmatched_outbox
+            path = routing.route_to_folder(outbox, rec, subject, rec.raw, fsync=True, sync_dir=False)
             faults.hit("after-route-write")
             if rt.publisher is not None:
                 try:
-                    routing.publish(rt.publisher, rec, msg)
+                    routing.publish(rt.publisher, rec, subject)
                 except TransportError as exc:
                     # the rest waits for the next pass, so each business key's receipts stay in order
                     links.failed("receipt-exchange", "publish", exc)
                     break
                 links.ok("receipt-exchange", "publish")
-            routed.append((rec, msg, path))
-        for folder in {p.parent for _, _, p in routed}:
+            routed.append((rec, msg, path, subject))
+        for folder in {p.parent for _, _, p, _ in routed}:
             fsutil.fsync_dir(folder)
-        for rec, msg, path in routed:
+        for rec, msg, path, subject in routed:
             rec.routed_at = utcnow()
-            if msg is not None:
+            if subject is not None:
                 repo.note(s, msg, "routed", f"{rec.kind} receipt {rec.id} -> {path}")
-                subscriptions.deliver(rt, s, rec, msg)  # 状态推送: copies to subscribed folders/queues
+                subscriptions.deliver(rt, s, rec, subject)  # 状态推送: copies to subscribed folders/queues
         s.commit()
     return len(routed)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from card.signer import CardInfo, PinError, Signer
-from gateway import envelope
+from gateway import attachments, ccpit_filings, envelope
 from gateway.config import (
     Config,
     ConfigError,
@@ -46,6 +46,8 @@ class DocType:
     encoding: str
     max_file_bytes: int
     submit: str | None = None        # how documents of this type are submitted (declarations: OperType)
+    attachment_policy: object = None   # attachments.Policy
+    attachments_dir: Path | None = None
 
 
 def _subscription_rules():
@@ -69,6 +71,7 @@ class Runtime:
     signing_halted: str = ""          # set by a PIN failure: no signing until an operator acts
     subscription_rules: object = field(default_factory=_subscription_rules)  # subscriptions.Rules, as last loaded
     halted_keys: dict = field(default_factory=dict)   # MOFCOM keys whose PIN was refused: name -> why
+    filings: object = None            # ccpit_filings.Registry: the store's CCPIT product filings
 
     @classmethod
     def open(cls, cfg: Config, upgrade: bool = True) -> "Runtime":
@@ -90,9 +93,18 @@ class Runtime:
             doc_types[key] = DocType(key, fam, mapping, record_mapping,
                                      FolderSource(dc.inbox, dc.stable_seconds, dc.done_marker),
                                      dc.transport, dc.outbox, dc.receiver_id, dc.msg_type or fam.msg_type,
-                                     dc.encoding, dc.max_file_bytes, dc.submit)
-        return cls(cfg, engine, db.sessions(engine), doc_types, transports,
-                   envelope.schema(XSD_DIR), dict(cfg.signers), publisher=open_publisher(cfg))
+                                     dc.encoding, dc.max_file_bytes, dc.submit,
+                                     attachments.Policy(dc.attachments.max_count, dc.attachments.max_bytes,
+                                                        dc.attachments.max_package_bytes,
+                                                        tuple(dc.attachments.types)),
+                                     dc.attachments.dir or dc.inbox / "attachments")
+        rt = cls(cfg, engine, db.sessions(engine), doc_types, transports,
+                 envelope.schema(XSD_DIR), dict(cfg.signers), publisher=open_publisher(cfg))
+        rt.filings = ccpit_filings.Registry(rt.sessions)
+        for d in doc_types.values():  # approved filings from the store win over the CSV (同步商品备案信息)
+            for m in {id(d.mapping): d.mapping, id(d.record_mapping): d.record_mapping}.values():
+                m.codes.overlay(ccpit_filings.TABLE, rt.filings.rows)
+        return rt
 
     @property
     def unsigned_transports(self) -> list[str]:

@@ -72,6 +72,7 @@ class Workspace:
             mofcom_code = "2102776367555"
             mofcom_key = "mofcom"
             mofcom_filings = {list(mofcom_filings)!r}
+            signatories = [{{ name = "王丹" }}, {{ name = "李强", cancelled = true }}]
               [[enterprise.operators]]
               name = "王丹"
               signer = "op"

@@ -48,7 +48,7 @@ def test_migration_creates_schema_and_events_refuse_change(engine):
     assert db.current_revision(engine) == HEAD
     db.upgrade(engine)  # idempotent
     names = set(sa.inspect(engine).get_table_names())
-    assert {"messages", "events", "receipts", "intake_files", "message_keys"} <= names
+    assert {"messages", "events", "receipts", "intake_files", "message_keys", "message_attachments"} <= names
     with engine.begin() as c:
         c.execute(sa.text("INSERT INTO events (at, kind, from_state, to_state, detail) "
                           "VALUES (CURRENT_TIMESTAMP, 'state', 'a', 'b', 'x')"))

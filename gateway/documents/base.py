@@ -122,6 +122,22 @@ class DocumentFamily(abc.ABC):
         """A short note on how a stored document is submitted (status, trace), or ""."""
         return ""
 
+    def carry(self, mapped: Mapped, files: list, ctx: Context) -> list[FieldError]:
+        """Put the document's checked attachments (attachments.Attachment) where the format
+        carries them; an error for each the family cannot carry."""
+        return [FieldError.at(mapped.attachments[0].origin if mapped.attachments else None, "attachments",
+                              "attachments", f"swgw does not carry attachments with {self.key} documents yet")
+                ] if files else []
+
+    def replaces(self, prior, mapped: Mapped) -> bool:
+        """True when `mapped` may reuse the business key of the stored message `prior` because it
+        replaces it (e.g. 改证重发 of an approved certificate under the same invoice number)."""
+        return False
+
+    def profile_rules(self, mapped: Mapped, ctx: Context) -> list[FieldError]:
+        """Rules that check the document against the enterprise profile (registered signatories …)."""
+        return []
+
     def rules(self, mapped: Mapped) -> list[FieldError]:
         """Business rules beyond the schema."""
         return []

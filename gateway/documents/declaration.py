@@ -137,6 +137,24 @@ class Declaration(DocumentFamily):
         code = found.group(1).decode()
         return f"OperType {code} {OPER_TYPES.get(code, '(unknown)')}"
 
+    def carry(self, mapped: Mapped, files: list, ctx: Context) -> list[FieldError]:
+        """随附单据: one EdocRealation per file; the file travels in the package under its EdocID
+        (申报口岸 + type code + IM + an 18-digit serial from the file's hash + extension)."""
+        port = mapped.first("DecHead").get("IEPort")
+        records = []
+        for att in files:
+            serial = int(att.sha256[:16], 16) % 10**18
+            rec = {"EdocID": f"{port.text if port else '0000'}{att.code}IM{serial:018d}{att.suffix}",
+                   "EdocCode": att.code, "EdocFomatType": "US", "EdocCopId": att.name[-64:],
+                   "EdocSize": str(att.size)}
+            if ctx.enterprise.customs_code:
+                rec["EdocOwnerCode"] = rec["SignUnit"] = ctx.enterprise.customs_code
+            rec["EdocOwnerName"] = ctx.enterprise.name[:100]
+            records.append({k: Value(v, att.origin) for k, v in rec.items()})
+        if records:
+            mapped.sections["EdocRealation"] = records
+        return []
+
     def rules(self, mapped: Mapped) -> list[FieldError]:
         errors = []
         head = mapped.first("DecHead")

@@ -16,13 +16,13 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from gateway.documents import checks
 from gateway.documents.base import PROFILE, Context, DocumentFamily, ReceiptOutcome, platform_outcome
 from gateway.mapping.engine import Mapped, Value
-from gateway.mapping.errors import FieldError
+from gateway.mapping.errors import FieldError, MappingFileError
 
 PREFERENTIAL = ("B", "N", "X", "R", "H", "L", "HM", "I", "S", "A", "K", "E", "GE", "F")
-ROUTE_MODES = {"1": "SEA", "2": "SEA", "3": "RAIL", "4": "TRUCK", "5": "AIR", "6": "POST",
-               "SEA": "SEA", "AIR": "AIR", "RAIL": "RAIL", "TRUCK": "TRUCK"}
+TRANSPORT_TABLE = "traf_mode"      # the route's word for a transport mode: its column route_word
 FILINGS = "ccpit_filings"          # reference table of approved product filings (同步商品备案信息)
 
 
@@ -39,6 +39,9 @@ class _Ccpit(DocumentFamily):
     def on_receipt(self, kind: str, fields: dict, current_state: str) -> ReceiptOutcome:
         if kind == "dxp-rep":
             return platform_outcome(fields, current_state, self._forward)
+        if kind == "certificate" and self.key == "origin":   # 证书自助打印: stored and routed, state kept
+            return ReceiptOutcome(None, f"certificate {fields.get('CertNo', '?')} issued for printing "
+                                        f"({fields.get('FileType', '?')}, {fields.get('FileName', '')})".replace(", )", ")"))
         if kind != self.result_kind:
             return ReceiptOutcome(None, f"receipt kind {kind} not expected for {self.key}")
         status, number = fields.get("Status", ""), fields.get(self.number_key, "")
@@ -78,18 +81,67 @@ class OriginCertificate(_Ccpit):
             route = f"FROM {head['DeparturePort'].text} TO {head['DestinationPort'].text}"
             if "TransitPort" in head:
                 route += f" VIA {head['TransitPort'].text}"
-            if mode:
-                route += f" BY {ROUTE_MODES.get(mode.text.upper(), mode.text)}"
-            head["TransportRoute"] = Value(route, head["DeparturePort"].origin)
+            word = _route_word(mapped, mode.text) if mode else ""
+            if mode is None or word:  # a mode that is no means of transport (监管仓库 …): refused in rules
+                if word:
+                    route += f" BY {word}"
+                head["TransportRoute"] = Value(route, head["DeparturePort"].origin)
         for i, goods in enumerate(mapped.sections.get("CertGoods", []), start=1):
             goods.setdefault("GNo", Value(str(i), PROFILE))
+        if ctx.enterprise.customs_code:  # 企业海关编码 from the profile unless the ERP gives it
+            head.setdefault("CustomsCode", Value(ctx.enterprise.customs_code, PROFILE))
         ctx.fill_sign(mapped, self.sign_section)
+
+    def carry(self, mapped: Mapped, files: list, ctx: Context) -> list[FieldError]:
+        """佐证材料: one CertAttachment per file; the file travels in the package under AttachName."""
+        records = [{k: Value(v, att.origin) for k, v in (
+            ("AttachName", f"{i:02d}-{att.sha256[:16]}{att.suffix}"), ("AttachType", att.code),
+            ("FileName", att.name[-200:]), ("FileSize", str(att.size)), ("Sha256", att.sha256))}
+            for i, att in enumerate(files, start=1)]
+        if records:
+            mapped.sections["CertAttachment"] = records
+        return []
+
+    def profile_rules(self, mapped: Mapped, ctx: Context) -> list[FieldError]:
+        """The signatory (手签员) must be 「已备案且未注销」: one of the enterprise's signatories in the
+        profile ([[enterprise.signatories]]), not cancelled. An enterprise that lists none is not checked."""
+        listed = ctx.enterprise.signatories
+        who = mapped.first("CertHead").get("Signatory")
+        if not listed or who is None:
+            return []
+        found = next((s for s in listed if s.name == who.text), None)
+        if found is None:
+            return [FieldError.at(who.origin, "CertHead/Signatory", "signatory",
+                                  f"{who.text} is not a registered signatory (手签员) of {ctx.enterprise.code} "
+                                  f"(registered: {', '.join(s.name for s in listed if not s.cancelled) or 'none'})",
+                                  who.text)]
+        if found.cancelled:
+            return [FieldError.at(who.origin, "CertHead/Signatory", "signatory",
+                                  f"signatory {who.text} of {ctx.enterprise.code} is cancelled (已注销) and may no "
+                                  f"longer sign certificates", who.text)]
+        return []
+
+    def replaces(self, prior, mapped: Mapped) -> bool:
+        """改证重发 under the same invoice number: a new application (ApplyType 2) naming, as OriCertNo,
+        the certificate number the approved message got."""
+        head = mapped.first("CertHead")
+        old = head.get("OriCertNo")
+        return (prior.state == "approved" and old is not None and head.get("ApplyType") is not None
+                and head["ApplyType"].text == "2"
+                and any(k.name == "CertNo" and k.value == old.text for k in prior.keys))
 
     def rules(self, mapped: Mapped) -> list[FieldError]:
         errors = []
         head = mapped.first("CertHead")
         goods = mapped.sections.get("CertGoods", [])
         cert_type = head.get("CertType")
+        mode = head.get("TransportMode")
+        if mode and "TransportRoute" not in head and not _route_word(mapped, mode.text):
+            name = mapped.reference.lookup(TRANSPORT_TABLE, "name", mode.text) if mapped.reference else None
+            errors.append(FieldError.at(mode.origin, "CertHead/TransportMode", "transport-mode",
+                                        f"transport mode {mode.text}{f' ({name})' if name else ''} is not a means of "
+                                        f"transport a certificate's route can name (水路 2, 铁路 3, 公路 4, 航空 5, "
+                                        f"邮件 6); give the route (TransportRoute) instead", mode.text))
         if not goods:
             errors.append(FieldError.at(mapped.key_origin, "CertGoods", "goods",
                                         "a certificate lists at least one good"))
@@ -120,6 +172,20 @@ class OriginCertificate(_Ccpit):
                 errors.append(FieldError.at(hs.origin, "CertGoods/HsCode", "filing-hs",
                                             f"HS code {hs.text} differs from {filed_hs} of filing {filing.text}",
                                             hs.text))
+        for item in goods:   # per-good 单价 × 数量 = 金额
+            wrong = checks.price_times_qty("CertGoods/Amount", item.get("UnitPrice"), item.get("Quantity"),
+                                           item.get("Amount"))
+            if wrong:
+                errors.append(wrong)
+        apply_date, sign_date = head.get("ApplyDate"), head.get("SignDate")
+        if apply_date and sign_date and sign_date.text < apply_date.text:
+            errors.append(FieldError.at(sign_date.origin, "CertHead/SignDate", "date-order",
+                                        f"sign date {sign_date.text} is before the application date {apply_date.text}",
+                                        sign_date.text))
+        lc_no, lc_date = head.get("LcNo"), head.get("LcDate")
+        if lc_date and not lc_no:
+            errors.append(FieldError.at(lc_date.origin, "CertHead/LcNo", "pair",
+                                        "an L/C issue date (L/C开证日期) needs the L/C number (信用证号)"))
         fob = head.get("FobUsd")
         if fob and goods and all("FobUsd" in g for g in goods):
             total = sum(Decimal(g["FobUsd"].text) for g in goods)
@@ -139,6 +205,21 @@ class OriginCertificate(_Ccpit):
         return errors
 
 
+def value_percent(cif_usd: str, unit_price: str) -> Decimal:
+    """从价百分比: a material's CIF unit price (USD) as a percentage of the product's unit price."""
+    return (Decimal(cif_usd) / Decimal(unit_price) * 100).quantize(Decimal("0.01"))
+
+
+def _route_word(mapped: Mapped, mode: str) -> str:
+    """The transport mode's word in the route (FROM … TO … BY SEA), from the transport-mode table."""
+    if mapped.reference is None:
+        return ""
+    try:
+        return mapped.reference.lookup(TRANSPORT_TABLE, "route_word", mode.upper()) or ""
+    except MappingFileError:  # no such table beside the mapping: no word
+        return ""
+
+
 class OriginFiling(_Ccpit):
     key = "origin-filing"
     root_name = "OriginFilingMessage"
@@ -147,6 +228,21 @@ class OriginFiling(_Ccpit):
     sign_section = "FilingSign"
     result_kind = "filing-audit"
     number_key = "FilingNo"
+    final_states = ("approved", "partially-approved", "returned", "voided", "rejected")
+
+    def on_receipt(self, kind: str, fields: dict, current_state: str) -> ReceiptOutcome:
+        """Each preferential area has its own result (优惠区域备案状态): all approved -> approved, some ->
+        partially-approved (only those areas may be used), none -> returned; the reasons per area."""
+        areas = fields.get("AreaResult") if kind == self.result_kind else None
+        if not areas:
+            return super().on_receipt(kind, fields, current_state)
+        number = fields.get("FilingNo", "")
+        ok = [a.get("PrefArea", "") for a in areas if a.get("Status") == "审核通过"]
+        back = [(a.get("PrefArea", ""), a.get("Reason", "")) for a in areas if a.get("Status") != "审核通过"]
+        per = "; ".join([f"{a} 审核通过" for a in ok] + [f"{a} 退回: {r or 'no reason given'}" for a, r in back])
+        new = "approved" if ok and not back else "partially-approved" if ok else "returned"
+        out = self._forward(current_state, new, f"CCPIT {fields.get('Status', '')} {number}: {per}".replace("  ", " "))
+        return ReceiptOutcome(out.state, out.summary, {"FilingNo": number} if number else {}, final=True)
 
     def enrich(self, mapped: Mapped, ctx: Context) -> None:
         head = mapped.sections.setdefault("FilingHead", [{}])[0]
@@ -154,8 +250,11 @@ class OriginFiling(_Ccpit):
         if areas:  # "E; K" or "E,K" from a list -> the schema's space-separated list
             head["PrefAreas"] = Value(" ".join(a for a in re.split(r"[\s;,]+", areas.text.upper()) if a),
                                       areas.origin)
+        price = head.get("UnitPrice")
         for i, item in enumerate(mapped.sections.get("FilingMaterial", []), start=1):
             item.setdefault("Seq", Value(str(i), PROFILE))
+            if "ValuePercent" not in item and price and Decimal(price.text) > 0 and "CifUsd" in item:
+                item["ValuePercent"] = Value(str(value_percent(item["CifUsd"].text, price.text)), item["CifUsd"].origin)
         ctx.fill_sign(mapped, self.sign_section)
 
     def rules(self, mapped: Mapped) -> list[FieldError]:
@@ -179,4 +278,17 @@ class OriginFiling(_Ccpit):
         if not mapped.sections.get("FilingMaterial"):
             errors.append(FieldError.at(mapped.key_origin, "FilingMaterial", "materials",
                                         "a product filing lists at least one material or part (原材料、零部件)"))
+        price = head.get("UnitPrice")
+        for item in mapped.sections.get("FilingMaterial", []):
+            pct, cif = item.get("ValuePercent"), item.get("CifUsd")
+            if pct is None:
+                errors.append(FieldError.at(cif.origin if cif else mapped.key_origin, "FilingMaterial/ValuePercent",
+                                            "value-percent", "从价百分比 is needed for every material: give it, or the "
+                                            "product's unit price (UnitPrice) to compute it from the CIF unit price"))
+            elif price and cif and Decimal(price.text) > 0:
+                want = value_percent(cif.text, price.text)
+                if abs(Decimal(pct.text) - want) > Decimal("0.01"):
+                    errors.append(FieldError.at(pct.origin, "FilingMaterial/ValuePercent", "value-percent",
+                                                f"从价百分比 {pct.text} is not CIF unit price {cif.text} / unit price "
+                                                f"{price.text} × 100 = {want}", pct.text))
         return errors

@@ -8,7 +8,18 @@ import json
 
 import click
 
-KNOWN_KINDS = ("dxp-rep", "import-response", "dec-result")
+
+
+def known_kinds() -> tuple[str, ...]:
+    """Every receipt kind swgw stores: the platform's DxpRep, every business receipt kind the
+    parser knows (all families: declarations, licences, origin, inspection), and the kinds the
+    gateway records itself (a file the desktop client could not send, an unreadable receipt)."""
+    from gateway.receipts.parse import KINDS
+
+    return ("dxp-rep", *dict.fromkeys(k.name for k in KINDS.values()), "send-failed", "unreadable")
+
+
+KNOWN_KINDS = known_kinds()
 
 
 def register(group, config_option, runtime, Exit, store=None) -> None:

@@ -96,6 +96,8 @@ def _prune_payloads(rt, batch: int) -> tuple[int, int, Path | None]:
         for m in msgs:
             sizes = f"document {len(m.document or b'')} bytes, envelope {len(m.envelope or b'')} bytes"
             m.document = m.envelope = None
+            for a in m.attachments:   # the hash, size and names stay: the trace still says what went
+                a.content = None
             m.pruned_at = now
             n_recs = sum(1 for r in recs if r.message_id == m.id)
             repo.note(s, m, "pruned", f"payloads pruned by housekeeping ({sizes}, {n_recs} receipts); {where}")
@@ -117,6 +119,9 @@ def _write_payload_archive(rt, msgs: list[Message], recs: list[Receipt], now: dt
                 zf.writestr(f"{stem}.document.xml", m.document)
             if m.envelope:
                 zf.writestr(f"{stem}.envelope.xml", m.envelope)
+            for a in m.attachments:
+                if a.content is not None:
+                    zf.writestr(f"{stem}.attachments/{a.carried_as or a.seq}", a.content)
             manifest["messages"].append({"id": m.id, "doc_type": m.doc_type, "business_key": m.business_key,
                                          "enterprise": m.enterprise, "cop_msg_id": m.cop_msg_id, "state": m.state,
                                          "source": m.source_ref})

@@ -52,6 +52,12 @@ def housekeeping() -> None:
     _run("housekeeping", hk.run)
 
 
+def ccpit_sync() -> None:
+    from gateway import sync
+
+    _run("ccpit-sync", sync.scheduled)
+
+
 def reload_subscriptions() -> None:
     from gateway.lifecycle import subscriptions
 
@@ -84,6 +90,8 @@ class Scheduler:
         intervals = {"swgw-deadlines": cfg.sweep_interval, "swgw-housekeeping": cfg.housekeeping.interval}
         for job_id, func, _ in PERSISTENT:
             self._ensure(job_id, func, intervals[job_id])
+        if cfg.ccpit_sync > 0 and "origin" in self.rt.doc_types:  # 数据同步, daily by default
+            self._ensure("swgw-ccpit-sync", "gateway.lifecycle.scheduler:ccpit_sync", cfg.ccpit_sync)
         self.sched.add_job(reload_subscriptions, IntervalTrigger(seconds=cfg.subscription_reload),
                            id="swgw-subscriptions", jobstore="memory", replace_existing=True)
         self.sched.resume()

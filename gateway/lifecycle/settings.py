@@ -103,6 +103,7 @@ class LifecycleConfig(_Model):
     sweep_interval: Duration = 60.0          # how often deadlines are checked
     subscription_reload: Duration = 5.0      # how often subscription rules are re-read
     shutdown_timeout: Duration = 30.0        # SIGTERM: in-flight work finishes or parks within this
+    ccpit_sync: Duration = 86400.0           # 数据同步: request every enterprise's CCPIT filings this often (0: never)
     retries: RetryConfig = Field(default_factory=RetryConfig)
     housekeeping: HousekeepingConfig = Field(default_factory=HousekeepingConfig)
     amqp: AmqpAlarmConfig | None = None

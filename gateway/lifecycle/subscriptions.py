@@ -26,6 +26,7 @@ from gateway.lifecycle.rules import Rule
 from gateway.log import get_logger
 from gateway.receipts import route as routing
 from gateway.store import repo
+from gateway.receipts import orders
 from gateway.store.models import Message, Receipt, Subscription, SubscriptionPending
 from gateway.transports.base import TransportError
 
@@ -91,7 +92,8 @@ def matches(rt, rule: Rule, receipt: Receipt, msg: Message) -> bool:
 
 # -- delivery (the route stage's hook) ---------------------------------------------
 def deliver(rt, session, receipt: Receipt, msg: Message | None) -> int:
-    """Copy one routed receipt to every matching subscription; returns how many got it."""
+    """Copy one routed receipt to every matching subscription; returns how many got it. `msg` may be
+    the stand-in of an inspection order without its declaration (receipts.orders.Subject)."""
     if msg is None:
         return 0
     rules = rt.subscription_rules.current(rt)
@@ -141,7 +143,8 @@ def retry_pending(rt, limit: int = 200) -> int:
                              .order_by(SubscriptionPending.id).limit(limit)))
         for p in due:
             receipt = s.get(Receipt, p.receipt_id)
-            msg = s.get(Message, receipt.message_id) if receipt and receipt.message_id else None
+            msg = s.get(Message, receipt.message_id) if receipt and receipt.message_id else \
+                (orders.subject(receipt) if receipt else None)   # an order that names only its enterprise
             rule = rules.get(p.subscription_id)
             if rule is None or msg is None:
                 repo.note(s, msg, "subscription", f"subscription {p.subscription_id}: removed; receipt "

@@ -20,9 +20,24 @@ class CodeTables:
         self.reference = Path(reference) if reference else self.directory.parent / "reference"
         self._rows: dict[str, dict[str, dict[str, str]]] = {}
         self.paths: dict[str, Path] = {}
+        self._overlays: dict = {}
+
+    def overlay(self, name: str, provider) -> None:
+        """Rows kept elsewhere (the store) that add to — and win over — the CSV of table `name`;
+        `provider()` returns code -> row and is asked on every lookup (it caches itself)."""
+        self._overlays[name] = provider
 
     def rows(self, name: str) -> dict[str, dict[str, str]]:
         """code -> the whole row, for a code table or a reference table."""
+        if name in self._overlays:
+            try:
+                base = self._csv_rows(name)
+            except MappingFileError:
+                base = {}
+            return {**base, **self._overlays[name]()}
+        return self._csv_rows(name)
+
+    def _csv_rows(self, name: str) -> dict[str, dict[str, str]]:
         if name not in self._rows:
             candidates = [self.directory / f"{name}.csv", self.reference / f"{name}.csv"]
             path = next((c for c in candidates if c.is_file()), None)

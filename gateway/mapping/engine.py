@@ -20,7 +20,8 @@ Section options besides `per`: `skip_if_empty` (a row without that field adds no
 `dedupe_by` (one record per distinct value of those fields), `optional = true` (the section's
 columns may be missing from a file's header: the reference exports without them still map).
 
-Non-CSV formats take reader options in a [reader] table (JSON/XML: records, rows; see
+A tabular mapping (format = "csv") also reads .xlsx, recognised by content: the first sheet,
+or `[reader] sheet = "Name"`; see readers_xlsx.py. Non-CSV formats take reader options in a [reader] table (JSON/XML: records, rows; see
 readers_tree.py); their columns are flattened paths such as `lines.qty` or `Goods/Item/HsCode`.
 
 Field options: column | value (constant) | default, required, type (str, int, decimal,
@@ -51,6 +52,7 @@ from gateway.mapping.errors import FieldError, InputError, MappingFileError, Ori
 FIELD_KEYS = {"column", "value", "default", "required", "type", "scale", "max_digits", "date_format",
               "pattern", "max_length", "min_length", "codes", "map", "upper", "message", "lookup", "optional"}
 TYPES = {"str", "int", "decimal", "date", "datetime"}
+ATTACHMENT_KEYS = {"column", "default_code", "codes"}
 
 
 @dataclass
@@ -113,6 +115,7 @@ class Mapped:
     errors: list[FieldError]
     reference: CodeTables | None = None   # the mapping's code and reference tables, for family rules
     enterprise_field: str | None = None   # where the enterprise code was read, when not the mapping's column
+    attachments: list = field(default_factory=list)   # attachments.Named: files the document names
 
     def first(self, section: str) -> Record:
         items = self.sections.get(section) or [{}]
@@ -130,6 +133,7 @@ class Mapping:
     codes: CodeTables
     delimiter: str = ","
     reader: dict = field(default_factory=dict)   # reader options ([reader] table: records, rows …)
+    attachments: dict = field(default_factory=dict)  # [attachments]: column, default_code, codes
 
     # -- loading -----------------------------------------------------------------
     @classmethod
@@ -171,8 +175,15 @@ class Mapping:
             sections.append(SectionSpec(sname, per, fields, list(sraw.get("dedupe_by", [])),
                                         sraw.get("skip_if_empty"), within, bool(sraw.get("optional", False))))
         codes = CodeTables(Path(codes_dir) if codes_dir else Path(path).parent / "codes")
+        attachments = dict(raw.get("attachments", {}))
+        unknown = set(attachments) - ATTACHMENT_KEYS
+        if unknown or (attachments and "column" not in attachments):
+            raise MappingFileError(f"{path}: [attachments] needs 'column' and takes only "
+                                   f"{sorted(ATTACHMENT_KEYS)}" + (f" (unknown: {sorted(unknown)})" if unknown else ""))
+        if attachments.get("codes"):
+            codes.rows(attachments["codes"])
         m = cls(Path(path), need("document"), fmt, need("group_by"), raw.get("enterprise"), sections, codes,
-                raw.get("delimiter", ","), reader)
+                raw.get("delimiter", ","), reader, attachments)
         for s in sections:
             for f in s.fields:
                 if f.codes:
@@ -190,6 +201,10 @@ class Mapping:
     def read(self, data: bytes, encoding: str = "auto") -> readers.Table:
         options = {"delimiter": self.delimiter} if self.format == "csv" else {}
         options.update(self.reader)
+        if readers.readers_xlsx.is_xlsx(data):  # chosen by content: an .xlsx is a zip, whatever its name
+            if self.format not in readers.TABULAR:
+                raise InputError(f"a spreadsheet (.xlsx), but mapping {self.path.name} reads {self.format}")
+            return readers.TABULAR[self.format](data, encoding=encoding, **options)
         return readers.READERS[self.format](data, encoding=encoding, **options)
 
     def apply(self, table: readers.Table) -> list[Mapped]:
@@ -262,7 +277,34 @@ class Mapping:
             by_row[spec.name] = mine
             if not spec.within:
                 sections[spec.name] = items
-        return Mapped(key, key_origin, enterprise, [r for r, _ in rows], sections, errors, self.codes)
+        return Mapped(key, key_origin, enterprise, [r for r, _ in rows], sections, errors, self.codes,
+                      attachments=self._attachments(rows, table, errors))
+
+    def _attachments(self, rows, table: readers.Table, errors: list[FieldError]) -> list:
+        """The files a document names in the attachments column (any of its rows; each once)."""
+        if not self.attachments:
+            return []
+        from gateway import attachments
+
+        column, named, seen = self.attachments["column"], [], set()
+        for row_no, values in rows:
+            text = values.get(column, "").strip()
+            if not text:
+                continue
+            found, errs = attachments.parse_column(text, table.origin(row_no, column),
+                                                   self.attachments.get("default_code"))
+            errors.extend(errs)
+            for n in found:
+                if n.name in seen:
+                    continue
+                seen.add(n.name)
+                if self.attachments.get("codes") and not self.codes.has(self.attachments["codes"], n.code):
+                    errors.append(FieldError.at(n.origin, "attachments", "code",
+                                                f"type code {n.code!r} of attachment {n.name!r} is not a code in "
+                                                f"table {self.attachments['codes']!r}", n.code))
+                    continue
+                named.append(n)
+        return named
 
     @staticmethod
     def _raw(spec: SectionSpec, fname: str, row) -> str:

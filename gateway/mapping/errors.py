@@ -22,6 +22,7 @@ class Origin:
     column: str | None = None
     column_number: int | None = None
     path: str | None = None
+    sheet: str | None = None          # a spreadsheet's sheet (XLSX)
 
 
 @dataclass(frozen=True)
@@ -34,18 +35,21 @@ class FieldError:
     column: str | None = None
     column_number: int | None = None
     path: str | None = None
+    sheet: str | None = None
 
     @classmethod
     def at(cls, origin: Origin | None, field: str, rule: str, message: str, value=None) -> "FieldError":
         o = origin or Origin()
         return cls(field=field, rule=rule, message=message, value=None if value is None else str(value),
-                   row=o.row, column=o.column, column_number=o.column_number, path=o.path)
+                   row=o.row, column=o.column, column_number=o.column_number, path=o.path, sheet=o.sheet)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     def located(self, file: str = "") -> str:
         where = [file] if file else []
+        if self.sheet and not self.path:
+            where.append(f"sheet {self.sheet!r}")
         if self.path:  # a JSON/XML record: the value's path says more than a record number
             where.append(self.path)
         elif self.row is not None:
@@ -66,6 +70,7 @@ class MappingFileError(Exception):
 class InputError(Exception):
     """The drop file cannot be read at all (encoding, syntax, size)."""
 
-    def __init__(self, message: str, row: int | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, row: int | None = None, sheet: str | None = None):
+        super().__init__(f"sheet {sheet!r}: {message}" if sheet else message)
         self.row = row
+        self.sheet = sheet

@@ -24,6 +24,7 @@ class Table:
     paths: dict[int, dict[str, str]] | None = None
     record_paths: dict[int, str] | None = None
     _index: dict[str, int] | None = field(default=None, repr=False, compare=False)   # column -> number
+    sheet: str | None = None                 # XLSX: the sheet the rows came from
 
     @property
     def strict_columns(self) -> bool:
@@ -38,7 +39,7 @@ class Table:
 
     def origin(self, row: int, column: str | None) -> Origin:
         if self.paths is None:
-            return Origin(row, column, self.column_number(column) if column else None)
+            return Origin(row, column, self.column_number(column) if column else None, sheet=self.sheet)
         where = self.paths.get(row, {})
         path = where.get(column) if column else None
         if path is None:  # a value absent from the record: name where it would go
@@ -97,5 +98,9 @@ def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",", **_) -> 
 
 from gateway.mapping import readers_tree  # noqa: E402  (it uses Table, defined above)
 
+from gateway.mapping import readers_xlsx  # noqa: E402
+
 READERS = {"csv": read_csv, "json": readers_tree.read_json, "xml": readers_tree.read_xml}
-OPTIONS = {"csv": {"delimiter"}, "json": {"records", "rows"}, "xml": {"records", "rows"}}
+# a tabular mapping (format "csv") reads a spreadsheet too: the reader is chosen by the file's content
+TABULAR = {"csv": readers_xlsx.read_xlsx}
+OPTIONS = {"csv": {"delimiter", "sheet"}, "json": {"records", "rows"}, "xml": {"records", "rows"}}

@@ -35,6 +35,7 @@ class Kind:
     record: str | None = None      # element holding the fields, if not the root
     doc_type_by: tuple[str, dict[str, str]] | None = None   # receipts shared by families: field -> type
     form: str = ""                 # which form of the kind this root is (shown by `swgw receipt`)
+    lists: tuple[tuple[str, tuple[str, ...]], ...] = ()     # repeated records: element -> its fields
 
 
 LICENCE_TYPES = {"4": "export-license", "O": "me-import-license", "7": "auto-import-license"}
@@ -78,8 +79,8 @@ KINDS: dict[str, Kind] = {
                                                                            "agri": "auto-import-license"})),
     # customs inspection: the order finds its declaration by 报关单号; the feedback receipt its feedback
     "InspectionOrder": Kind("inspection-order", "declaration",
-                            ("InspectionNo", "EntryId", "InspCustoms", "UnloadPlaceCode", "TradeName", "NoticeTime",
-                             "Note"),
+                            ("InspectionNo", "EntryId", "InspCustoms", "UnloadPlaceCode", "TradeName", "TradeCode",
+                             "NoticeTime", "Note"),
                             ("EntryId", "InspectionNo")),
     "InspectionFeedbackReceipt": Kind("feedback-receipt", "inspection-feedback",
                                       ("MessageNo", "InspectionNo", "EntryId", "Status", "Reason", "ReceiptTime"),
@@ -89,7 +90,16 @@ KINDS: dict[str, Kind] = {
     "OriginAuditResult": Kind("origin-audit", "origin", ("InvoiceNo", "CertType", "CertNo", "Status", "Reason",
                                                           "NoticeTime"), ("CertNo", "InvoiceNo")),
     "FilingAuditResult": Kind("filing-audit", "origin-filing", ("FilingApplyNo", "FilingNo", "Status", "Reason",
-                                                                 "NoticeTime"), ("FilingApplyNo", "FilingNo")),
+                                                                 "NoticeTime"), ("FilingApplyNo", "FilingNo"),
+                              lists=(("AreaResult", ("PrefArea", "Status", "Reason")),)),   # 优惠区域备案状态
+    # 证书自助打印: the issued certificate for printing (PDF/OFD or print data, base64 in Content)
+    "CertificatePrint": Kind("certificate", "origin", ("InvoiceNo", "CertType", "CertNo", "FileType", "FileName",
+                                                       "NoticeTime"), ("CertNo", "InvoiceNo")),
+    # 数据同步: the platform's answer to a sync request, by its RequestId
+    "CcpitSyncResult": Kind("ccpit-sync", "origin-filing",
+                            ("RequestId", "SyncType", "CcpitEntCode", "EnterpriseCode", "Status", "Reason", "Count",
+                             "EntName", "Address", "Signatories", "NoticeTime"), ("RequestId",),
+                            lists=(("Filing", ("FilingNo", "HsCode", "NameEn", "PrefAreas")),)),
 }
 # how a ref field is stored as a message key
 REF_KEYS = {"ClientSeqNo": "ClientSeqNo", "SeqNo": "SeqNo", "CUS_CIQ_NO": "SeqNo", "SEQ_NO": "SeqNo",
@@ -178,6 +188,10 @@ def _business(root, data: bytes) -> Parsed:
         for child in root:
             if isinstance(child.tag, str) and child is not record and len(child) == 0:
                 fields.setdefault(_local(child), (child.text or "").strip())
+    for element, names in kind.lists:   # fields["AreaResult"] = [{"PrefArea": "E", "Status": …}, …]
+        items = [_read_fields(c, names) for c in record if isinstance(c.tag, str) and _local(c) == element]
+        if items:
+            fields[element] = items
     refs = []
     for r in kind.refs:
         ref = (REF_KEYS.get(r, r), fields.get(r, ""))

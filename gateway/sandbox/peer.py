@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from card import crypto
-from gateway import envelope, fsutil, signing, xmlsafe
+from gateway import attachments, envelope, fsutil, signing, xmlsafe, zipsafe
 from gateway.documents import XSD_DIR
 from gateway.log import get_logger
 from gateway.sandbox import families, receipts
@@ -114,10 +114,18 @@ class Peer:
                 fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {env.trans.cop_msg_id} {name}\n")
             log.info("duplicate dropped", cop_msg_id=env.trans.cop_msg_id)
             return
+        files = {}
+        if zipsafe.is_zip(env.data):  # a package: the message and its attachments (随附单据)
+            try:
+                env.data, files = self._unpack(env.data)
+            except ValueError as exc:
+                self._refuse(name, data, env, "0001", f"bad package: {exc}", now)
+                return
         problem = self._document_signature(env, verified)
         if problem:
             self._refuse(name, data, env, "1004", problem, now)
             return
+        self._keep_attachments(target, files)
         fsutil.atomic_write(target, data)
         self.stats["accepted"] += 1
         self.later(now, self.settings.peer.ack_delay, f"DxpRep_{env.trans.cop_msg_id}.xml",
@@ -135,6 +143,37 @@ class Peer:
             if doc.tag == f"{{{fam_cls.namespace}}}{fam_cls.root_name}":
                 return self._family(fam_cls).verify_document(doc, verified.certificate, verified.algorithm)
         return None
+
+    def _unpack(self, data: bytes) -> tuple[bytes, dict[str, bytes]]:
+        """A package's message and attachments, as the platform checks them: every EdocRealation
+        names a file of the package with its EdocSize, and every file is named. ValueError: why not."""
+        try:
+            _, message, files = attachments.unpack(data)
+        except zipsafe.UnsafeZip as exc:
+            raise ValueError(str(exc)) from None
+        doc = xmlsafe.parse(message)
+        named = {}
+        # (record, name element, size element): declarations EdocRealation, certificates CertAttachment
+        for record, name_el, size_el in (("EdocRealation", "EdocID", "EdocSize"),
+                                         ("CertAttachment", "AttachName", "FileSize")):
+            for edoc in doc.iter(f"{{*}}{record}"):
+                edoc_id = edoc.findtext(f"{{*}}{name_el}") or ""
+                size = edoc.findtext(f"{{*}}{size_el}") or ""
+                if edoc_id not in files:
+                    raise ValueError(f"{record} {edoc_id!r} has no file in the package")
+                if size != str(len(files[edoc_id])):
+                    raise ValueError(f"{record} {edoc_id!r}: {size_el} {size} but the file has "
+                                     f"{len(files[edoc_id])} bytes")
+                named[edoc_id] = files[edoc_id]
+        extra = sorted(set(files) - set(named))
+        if extra:
+            raise ValueError(f"file(s) {', '.join(extra)} in the package are named by no EdocRealation")
+        return message, named
+
+    def _keep_attachments(self, target: Path, files: dict[str, bytes]) -> None:
+        """Beside the archived message: <archive>/<name>.attachments/<EdocID>."""
+        for edoc_id, content in files.items():
+            fsutil.atomic_write(fsutil.inside(target.with_name(target.name + ".attachments"), edoc_id), content)
 
     def _family(self, fam_cls):
         if fam_cls.key not in self._families:
@@ -186,9 +225,12 @@ class Peer:
         `Successed_<file>` / `Failed_<file>` import responses, then status receipts. A file the
         client cannot read at all goes to FailBox."""
         self.stats["received"] += 1
+        body, files = item.data, {}
         try:
-            doc = xmlsafe.parse(item.data)
-        except xmlsafe.UnsafeXml as exc:
+            if zipsafe.is_zip(body):  # the client's OutBox package: the message and its attachments
+                body, files = self._unpack(body)
+            doc = xmlsafe.parse(body)
+        except (ValueError, xmlsafe.UnsafeXml) as exc:
             log.info("client cannot read the file; moved to FailBox", name=item.name, error=str(exc))
             self.stats["refused"] += 1
             self.transport.fail(item.ref)
@@ -198,6 +240,7 @@ class Peer:
             self.stats["duplicates"] += 1
             self.transport.ack(item.ref)
             return
+        self._keep_attachments(target, files)
         fsutil.atomic_write(target, item.data)
         self.transport.ack(item.ref)
         self.stats["accepted"] += 1

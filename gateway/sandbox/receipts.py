@@ -201,6 +201,11 @@ def ccpit_result(root_name: str, values: list[tuple[str, str]]) -> bytes:
     q = f"{{{ORIGIN_NS}}}"
     root = etree.Element(q + root_name, nsmap={None: ORIGIN_NS})
     for name, value in [*values, ("NoticeTime", _now_iso())]:
-        if value not in (None, ""):
+        if isinstance(value, list):   # a repeated record, e.g. AreaResult: [(PrefArea, E), (Status, …)]
+            item = _el(root, q + name)
+            for sub, text in value:
+                if text not in (None, ""):
+                    _el(item, q + sub, str(text))
+        elif value not in (None, ""):
             _el(root, q + name, str(value))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -79,6 +79,7 @@ class OriginRule(_Model):
     when: dict[str, str]
     reason: str = ""                         # return (退回) with this reason
     void: str = ""                           # approve, then void (作废) with this reason
+    return_areas: list[str] = Field(default_factory=list)   # filings: return these areas (with reason), approve the rest
     silent: bool = False
 
 
@@ -89,6 +90,11 @@ class OriginScenario(_Model):
     known_filings: list[str] = Field(default_factory=list)  # filings approved before this run
     rules: list[OriginRule] = Field(default_factory=list)          # certificates
     filing_rules: list[OriginRule] = Field(default_factory=list)   # product filings
+    # filings registered elsewhere (the platform's own screens): answered by 数据同步, accepted on
+    # certificates; each { filing_no, hs_code, name_en, areas = ["E", …] }
+    registered_filings: list[dict] = Field(default_factory=list)
+    enterprise_name: str = ""                                       # 同步企业信息 answers this name
+    print_certificates: bool = True          # 证书自助打印: send the issued certificate (PDF) after approval
 
 
 class MofcomSettings(_Model):

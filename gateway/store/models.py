@@ -75,6 +75,10 @@ class Message(Base):
 
     keys: Mapped[list[MessageKey]] = relationship(back_populates="message", cascade="all, delete-orphan",
                                                   order_by="MessageKey.id")  # in the order they came
+    # loaded with each batch of messages in one query (sign and transmit ask every message); the
+    # bytes themselves only when a package is built
+    attachments: Mapped[list[MessageAttachment]] = relationship(cascade="all, delete-orphan", lazy="selectin",
+                                                                order_by="MessageAttachment.seq")
     intake_file: Mapped[IntakeFile | None] = relationship()
     # write-only: appending an event never loads a message's whole history
     events: WriteOnlyMapped[Event] = relationship(passive_deletes=True)
@@ -100,6 +104,56 @@ class MessageKey(Base):
         UniqueConstraint("message_id", "name", "value"),
         Index("ix_message_keys_value", "value"),
     )
+
+
+class MessageAttachment(Base):
+    """A file carried with a message (revision 0005_origin): checked, hashed, kept until sent."""
+
+    __tablename__ = "message_attachments"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(20))             # the format's type code (EdocCode …)
+    name: Mapped[str] = mapped_column(String(255))            # as the ERP named it
+    carried_as: Mapped[str] = mapped_column(String(100))      # its name in the package (EdocID …)
+    media_type: Mapped[str] = mapped_column(String(60))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    __table_args__ = (Index("ix_message_attachments_message", "message_id"),)
+
+
+class CcpitFiling(Base):
+    """An approved (or partly approved) CCPIT product filing (商品备案) the enterprise may name on a
+    preferential certificate (revision 0005_origin): from a filing receipt, a sync, or the CSV."""
+
+    __tablename__ = "ccpit_filings"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    filing_no: Mapped[str] = mapped_column(String(32), unique=True)
+    enterprise: Mapped[str] = mapped_column(String(40), default="")
+    hs_code: Mapped[str] = mapped_column(String(10), default="")
+    name_en: Mapped[str] = mapped_column(String(200), default="")
+    areas: Mapped[list | None] = mapped_column(JSON, nullable=True)   # [{"area", "status", "reason"}]
+    source: Mapped[str] = mapped_column(String(60), default="")      # receipt <id> | sync <id>
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SyncRequest(Base):
+    """数据同步: one request to the platform for the enterprise's filings or registration data."""
+
+    __tablename__ = "sync_requests"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(32), unique=True)
+    sync_type: Mapped[str] = mapped_column(String(20))                 # filings | enterprise
+    enterprise: Mapped[str] = mapped_column(String(40))
+    requested_by: Mapped[str] = mapped_column(String(60), default="")
+    status: Mapped[str] = mapped_column(String(20))                    # queued | requested | done | failed
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    cop_msg_id: Mapped[str] = mapped_column(String(64), default="")
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Event(Base):
@@ -128,6 +182,7 @@ class Receipt(Base):
     kind: Mapped[str] = mapped_column(String(40))
     doc_type: Mapped[str] = mapped_column(String(40), default="")
     summary: Mapped[str] = mapped_column(String(500), default="")
+    enterprise: Mapped[str] = mapped_column(String(40), default="")   # an order without a message: who it names
     fields: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

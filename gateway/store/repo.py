@@ -14,6 +14,8 @@ def transition(session: Session, msg: Message, to_state: str, detail: str = "") 
 
 
 def note(session: Session, msg: Message | None, kind: str, detail: str) -> None:
+    if not isinstance(msg, Message):   # None, or a stand-in (an inspection order without its declaration)
+        msg = None
     event = Event(kind=kind, from_state=msg.state if msg else "", to_state=msg.state if msg else "", detail=detail)
     if msg is None:
         session.add(event)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_console"
-down_revision = "0002"
+down_revision = "0005_origin"
 branch_labels = None
 depends_on = None
 
