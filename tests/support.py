@@ -299,13 +299,14 @@ def csv_rows(n_decls: int, lines: int = 2, prefix: str = "T") -> str:
 
 
 def import_declaration(client_seq: str, licence_ref: str, licence_code: str = "7", qty: str = "150000") -> str:
-    """The reference declaration layout as one import of soybeans naming a licence (licence_code,
-    licence_no columns): by its number, or by the application number of a licence swgw sent."""
+    """The reference declaration layout as one import of soybeans on CIF terms (so no freight or
+    insurance to add) naming a licence (licence_code, licence_no columns): by its number, or by the
+    application number of a licence swgw sent."""
     lines = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()
     cols = lines[0].split(",")
     row = dict(zip(cols, lines[1].split(",")))
     total = str(int(qty) * 52 // 100)
-    row.update(client_seq_no=client_seq, ie_flag="I", item_no="1", hs_code="1201901000", goods_name="黄大豆",
+    row.update(client_seq_no=client_seq, ie_flag="I", trans_mode="1", item_no="1",   # an import on CIF terms hs_code="1201901000", goods_name="黄大豆",
                goods_model="非转基因", qty=qty, unit="035", first_qty=qty, first_unit="035",
                unit_price="0.52", total=total, origin_country="BRA", dest_country="CHN")
     header = cols + ["licence_code", "licence_no"]
