@@ -5,7 +5,8 @@ same run.
 Scenarios: the floor (only the library calls no implementation can avoid), baseline (tight loop:
 swgw's own map/build/sign code without store or transport), drop->sent and drop->final on the
 embedded default, latency at a steady offered rate, the receipt path, the console's page times on a
-100,000-message PostgreSQL store and the fast CLI on 10,000 messages (console), and (when the PC/SC
+100,000-message PostgreSQL store and the fast CLI on 10,000 messages (console), start-up (`swgw status`
+on 10,000 messages, `swgw run` to its first file sent), and (when the PC/SC
 stack is installed) card-bound mode.
 """
 from __future__ import annotations
@@ -238,6 +239,10 @@ def main() -> int:
         import console
 
         console.run(say, args.console_messages, args.cli_messages)
+    if not only or "startup" in only:
+        import startup
+
+        startup.run(say, args.cli_messages)
     if not only or "cards" in only:
         import cards
 

@@ -161,7 +161,7 @@ def status(config_path, doc_type, state, key, overdue, as_json):
     with store.sessions() as s:
         msgs = repo.listing(s, doc_type, state, key, overdue=overdue)
         rows = [{"id": m.id, "type": m.doc_type, "key": m.business_key, "state": m.state,
-                 "enterprise": m.enterprise, "cop_msg_id": m.cop_msg_id, "submit": _describe(rt, m),
+                 "enterprise": m.enterprise, "cop_msg_id": m.cop_msg_id, "submit": _describe(m),
                  "keys": {k.name: k.value for k in m.keys}, "updated": m.updated_at.isoformat(),
                  "last_receipt": m.last_receipt, **report.fields(m)} for m in msgs]
     if as_json:
@@ -191,10 +191,11 @@ def _short_submit(text: str) -> str:
     return f"{found.group(1)} {found.group(2)}" if found else (text or "-")
 
 
-def _describe(rt, m) -> str:
-    """How the stored document is submitted (a declaration's OperType), as the family says."""
-    dt = rt.doc_types.get(m.doc_type)
-    return dt.family.describe(m.document) if dt is not None else ""
+def _describe(m) -> str:
+    """How the stored document is submitted (a declaration's OperType), from its bytes alone."""
+    from gateway.documents import submission
+
+    return submission.describe(m.doc_type, m.document)
 
 
 @cli.command()
@@ -214,7 +215,7 @@ def trace(config_path, ref):
             click.echo(f"  enterprise {m.enterprise}  CopMsgId {m.cop_msg_id}  from {m.source_ref}")
             keys = ", ".join(f"{k.name}={k.value}" for k in m.keys)
             click.echo(f"  keys: {keys}")
-            how = _describe(rt, m)
+            how = _describe(m)
             if how:
                 click.echo(f"  submit: {how}")
             if m.errors:
