@@ -3,11 +3,12 @@
 Prints a table; every rate is also given as a ratio to the floor and to the baseline measured in the
 same run.
 Scenarios: the floor (only the library calls no implementation can avoid), baseline (tight loop:
-swgw's own map/build/sign code without store or transport), drop->sent and drop->final on the
+swgw's own map/build/sign code without store or transport), mapping only (CSV -> validated
+DecMessage through intake's code, nothing stored), drop->sent and drop->final on the
 embedded default, latency at a steady offered rate, the receipt path, the console's page times on a
 100,000-message PostgreSQL store and the fast CLI on 10,000 messages (console), a 10,000-row
-spreadsheet's read+map time and peak memory (xlsx), and (when the PC/SC stack is installed)
-card-bound mode.
+spreadsheet's read+map time and peak memory (xlsx), start-up (`swgw status` on 10,000 messages,
+`swgw run` to its first file sent), and (when the PC/SC stack is installed) card-bound mode.
 """
 from __future__ import annotations
 
@@ -65,6 +66,30 @@ def bench_baseline(tmp: Path, keys, files) -> float:
     rate = n / secs
     say("baseline (tight loop)", declarations=n, per_s=rate)
     return rate
+
+
+def bench_mapping(tmp: Path, keys, files) -> None:
+    """Mapping only: each file's CSV read, grouped, mapped, enriched, checked, built and validated
+    against the XSD into a DecMessage, serialized — swgw's intake code (`intake.read_documents`,
+    `intake.evaluate`) on the real runtime, nothing stored, no signing."""
+    from gateway import intake
+
+    site = harness.Site(tmp / "mapping", keys)
+    rt, _ = site.open()
+    dt = rt.doc_types["declaration"]
+    data = [text.encode("utf-8") for _, text, _ in files]
+    n = 0
+    start = time.perf_counter()
+    for raw in data:
+        _, groups, _ = intake.read_documents(rt, dt, raw)
+        for mapped in groups:
+            ev = intake.evaluate(rt, dt, mapped)
+            if ev.errors or not ev.document:
+                raise AssertionError(f"mapping: {mapped.key} does not map: {ev.errors[:3]}")
+            n += 1
+    secs = time.perf_counter() - start
+    rt.close()
+    say("mapping only (CSV -> valid DecMessage)", declarations=n, per_s=n / secs, ms_each=secs / n * 1000)
 
 
 def drop_and_wait(site, files, state: str) -> tuple[float, list[float], dict, dict]:
@@ -222,6 +247,8 @@ def main() -> int:
           f"declaration, 1–50), {len(files)} files, {args.layout} layout; {os.cpu_count()} cores")
     bench_floor(tmp, keys, files)
     base = bench_baseline(tmp, keys, files)
+    if not only or "mapping" in only:
+        bench_mapping(tmp, keys, files)
     if not only or "sent" in only:
         bench_drop_to_sent(tmp, keys, files, base)
     if not only or "postgresql" in only:
@@ -243,6 +270,10 @@ def main() -> int:
         import spreadsheet
 
         spreadsheet.run(tmp, say)
+    if not only or "startup" in only:
+        import startup
+
+        startup.run(say, args.cli_messages)
     if not only or "cards" in only:
         import cards
 

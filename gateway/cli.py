@@ -200,12 +200,10 @@ def _short_submit(text: str) -> str:
 
 
 def _describe(m) -> str:
-    """How the stored document is submitted (a declaration's OperType), as the family says
-    (a class-level reading of the document: no schema is built)."""
-    from gateway.documents import FAMILIES
+    """How the stored document is submitted (a declaration's OperType), from its bytes alone."""
+    from gateway.documents import submission
 
-    fam = FAMILIES.get(m.doc_type)
-    return fam.describe(m.document) if fam is not None else ""
+    return submission.describe(m.doc_type, m.document)
 
 
 def _orders_status(store, insp_customs: str, unload_place: str, enterprise: str, as_json: bool) -> None:

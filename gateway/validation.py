@@ -1,11 +1,17 @@
-"""XSD validation: lxml for speed, xmlschema for error paths a person can read."""
+"""XSD validation: lxml for speed, xmlschema for error paths a person can read (imported and built
+only when a document has errors to explain: it is a fifth of the daemon's start-up otherwise)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import xmlschema
 from lxml import etree
+
+from gateway import schema_cache
+
+if TYPE_CHECKING:
+    import xmlschema
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,8 @@ class Schema:
     @property
     def readable(self) -> xmlschema.XMLSchema:
         if self._readable is None:
+            import xmlschema
+
             self._readable = xmlschema.XMLSchema(str(self.path))
         return self._readable
 
@@ -45,7 +53,11 @@ class Schema:
         return out
 
     def element_order(self, root_name: str) -> dict[str, list[str]]:
-        """For every complex element under `root_name`, its child element names in schema order."""
+        """For every complex element under `root_name`, its child element names in schema order
+        (kept on disk between runs: gateway/schema_cache.py)."""
+        return schema_cache.cached(self.path, f"order-{root_name}", lambda: self._element_order(root_name))
+
+    def _element_order(self, root_name: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
 
         def walk(el):
@@ -62,9 +74,12 @@ class Schema:
                 walk(el)
         return out
 
-
     def repeatable(self, root_name: str) -> set[str]:
-        """Names of the elements under `root_name` that may occur more than once."""
+        """Names of the elements under `root_name` that may occur more than once (cached as above)."""
+        return set(schema_cache.cached(self.path, f"repeatable-{root_name}",
+                                       lambda: sorted(self._repeatable(root_name))))
+
+    def _repeatable(self, root_name: str) -> set[str]:
         out: set[str] = set()
 
         def walk(el, seen):

@@ -117,8 +117,7 @@ class DocumentFamily(abc.ABC):
         """Add profile values (sender codes, operator) to the mapped sections; returns errors
         the profile finds in the document (e.g. it names another card), if any."""
 
-    @classmethod
-    def describe(cls, document: bytes | None) -> str:
+    def describe(self, document: bytes | None) -> str:
         """A short note on how a stored document is submitted (status, trace), or ""."""
         return ""
 

@@ -6,13 +6,13 @@ import (SeqNo assigned), then DEC_RESULT status pushes with a CHANNEL code.
 from __future__ import annotations
 
 import base64
-import re
 from decimal import Decimal
 
 from card import crypto
 from card.signer import CardInfo, Signer
 from gateway.signing import c14n
 from gateway.documents import checks
+from gateway.documents import submission
 from gateway.documents.base import PROFILE, Context, DocumentFamily, ReceiptOutcome
 from gateway.mapping.engine import Mapped, Value
 from gateway.mapping.errors import FieldError
@@ -73,13 +73,6 @@ FINAL = ("closed", "rejected", "deleted")
 WAITING = tuple(dict.fromkeys(["imported", *(s for s, _, _ in CHANNELS.values()
                                              if s not in FINAL and s != states.FAILED)]))
 
-# DecSign/OperType of the import format, by [documents.declaration] submit
-SUBMIT = {"declare": "C", "draft": "G", "upload": "A", "upload-transit": "B", "declare-transit": "D",
-          "manual-upload": "E"}
-OPER_TYPES = {"A": "报关单上载 (upload)", "B": "报关单、转关单上载 (upload with transit)", "C": "报关单申报 (declare)",
-              "D": "报关单、转关单申报 (declare with transit)", "E": "电子手册报关单上载 (manual upload)",
-              "G": "报关单暂存 (draft)"}
-_OPER_TYPE = re.compile(rb"<(?:\w+:)?OperType>\s*([A-Z])\s*</")
 
 # Which costs the declared value must be completed with (完税价格: CIF on imports, FOB on exports),
 # by (IEFlag, TransMode 成交方式): freight (运费) and/or insurance (保险费).
@@ -112,7 +105,7 @@ class Declaration(DocumentFamily):
                          ("DecHead", "CopCodeScc"), ("DecSign", "CopCode"), ("DecHead", "TradeCode"),
                          ("DecHead", "AgentCode"))
 
-    submit_modes = SUBMIT
+    submit_modes = submission.SUBMIT
 
     def enrich(self, mapped: Mapped, ctx: Context) -> list[FieldError]:
         """DecSign: the operator and card where the document has none, OperType from the document
@@ -120,7 +113,7 @@ class Declaration(DocumentFamily):
         is the operator, unless the document names one."""
         errors = ctx.card_errors(mapped, "DecSign")
         sign = ctx.fill_sign(mapped, "DecSign")
-        sign.setdefault("OperType", Value(SUBMIT[ctx.submit or "declare"], PROFILE))
+        sign.setdefault("OperType", Value(submission.SUBMIT[ctx.submit or "declare"], PROFILE))
         if ctx.enterprise.customs_code:
             sign.setdefault("CopCode", Value(ctx.enterprise.customs_code, PROFILE))
         head = mapped.sections.get("DecHead")
@@ -129,13 +122,8 @@ class Declaration(DocumentFamily):
             head[0].setdefault("InputerName", Value(ctx.operator.name, PROFILE))
         return errors
 
-    @classmethod
-    def describe(cls, document: bytes | None) -> str:
-        found = _OPER_TYPE.search(document or b"")
-        if not found:
-            return ""
-        code = found.group(1).decode()
-        return f"OperType {code} {OPER_TYPES.get(code, '(unknown)')}"
+    def describe(self, document: bytes | None) -> str:
+        return submission.declaration(document)
 
     def carry(self, mapped: Mapped, files: list, ctx: Context) -> list[FieldError]:
         """随附单据: one EdocRealation per file; the file travels in the package under its EdocID

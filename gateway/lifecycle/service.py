@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import time
 
-from gateway.lifecycle import queues, shutdown
-from gateway.lifecycle.scheduler import Scheduler
+from gateway.lifecycle import shutdown
 from gateway.log import get_logger
 
 log = get_logger("lifecycle")
@@ -13,12 +12,14 @@ log = get_logger("lifecycle")
 class Lifecycle:
     def __init__(self, rt):
         self.rt = rt
-        self.scheduler: Scheduler | None = None
+        self.scheduler = None   # gateway.lifecycle.scheduler.Scheduler (APScheduler), when enabled
         self.started = time.monotonic()
 
     def start(self) -> "Lifecycle":
         self.rt.subscription_rules.reload(self.rt)
         if self.rt.config.lifecycle.enabled:
+            from gateway.lifecycle.scheduler import Scheduler
+
             self.scheduler = Scheduler(self.rt)
             self.scheduler.start()
         return self
@@ -30,6 +31,8 @@ class Lifecycle:
             timeout = max(deadline - time.monotonic(), 0.1)
         if self.scheduler:
             self.scheduler.stop(timeout)
+        from gateway.lifecycle import queues   # (pika, only where a queue was opened)
+
         queues.close(self.rt)
         shutdown.disarm()
 
