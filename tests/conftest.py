@@ -6,6 +6,17 @@ import pytest
 from support import *  # noqa: F401,F403  (tests import Workspace, wait_for … from here too)
 from support import Workspace
 
+@pytest.fixture(autouse=True)
+def _stop_workspace_processes():
+    """Whatever daemon or sandbox a test started through a Workspace is stopped after it, whether
+    or not the test used a fixture that does so (no process outlives its test)."""
+    Workspace.made.clear()
+    yield
+    for ws in Workspace.made:
+        ws.stop_all()
+    Workspace.made.clear()
+
+
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory):
     """One sandbox CA and one operator key for the whole session (OpenSSL is slowish)."""

@@ -29,7 +29,10 @@ FAMILY_MAPPINGS = {
 
 
 class Workspace:
+    made: list["Workspace"] = []   # every workspace of the running test; conftest stops their processes after it
+
     def __init__(self, root: Path, pki: dict, store_url: str | None = None, families=(), **opts):
+        Workspace.made.append(self)
         self.root = root
         self.families = tuple(families)
         self.var = root / "var"

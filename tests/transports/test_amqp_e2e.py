@@ -147,7 +147,7 @@ def test_rabbitmq_restarted_mid_intake_and_mid_receipts(amqp_url, amqp_names, tm
     got = drain_queue(amqp_url, consumer_q)
     ids = [props.message_id for props, _ in got]
     assert len(ids) == len(set(ids)), "the consumer got no receipt twice"
-    assert len(got) == N * 6 == len(with_receipts), "the consumer got every receipt (6 per declaration)"
+    assert len(got) == N * 7 == len(with_receipts), "the consumer got every receipt (7 per declaration)"
     per_key = collections.defaultdict(list)
     for props, _ in got:
         per_key[props.correlation_id].append(props.message_id)
