@@ -79,7 +79,7 @@ def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
                 repo.transition(s, msg, states.FAILED, f"not sent: {exc}")
                 msg.errors = [{"rule": "mofcom", "message": str(exc)}]
                 alarms.raise_alarm(rt, "licence-not-sent", f"licence application {msg.business_key} not sent: {exc}",
-                                   message_id=msg.id)
+                                   session=s, message_id=msg.id)   # stored with this batch's commit
             except (SignerError, envelope.EnvelopeError) as exc:
                 repo.transition(s, msg, states.FAILED, f"signing failed: {exc}")
                 msg.errors = [{"rule": "sign", "message": str(exc)}]
