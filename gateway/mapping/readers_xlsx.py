@@ -26,6 +26,7 @@ from decimal import Decimal
 
 from gateway import zipsafe
 from gateway.mapping.errors import InputError, column_letter
+from gateway.mapping.readers_tree import _scalar
 
 # a spreadsheet is a zip; its expanded XML is larger than the file, so allow more than the file
 LIMITS = zipsafe.Limits(max_members=500, max_member_bytes=400 * 1024 * 1024, max_total_bytes=400 * 1024 * 1024)
@@ -44,12 +45,8 @@ def is_xlsx(data: bytes) -> bool:
 
 def cell_text(value, number_format: str | None = None) -> str:
     """A cell's value as text, as the spreadsheet holds it (see the module doc)."""
-    if value is None:
-        return ""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    if value is None or isinstance(value, bool):
+        return _scalar(value)   # as a JSON record's empty and true/false values read
     if isinstance(value, dt.datetime):
         if (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0):
             return value.strftime("%Y-%m-%d")
