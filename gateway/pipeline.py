@@ -280,7 +280,7 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
                   raw=parsed.payload or data, message_id=msg.id if msg else None)
     s.add(rec)
     if msg is None and parsed.kind == sync.KIND:  # 数据同步: reference data, kept; shown by sync --history
-        rec.summary = sync.record_answer(rt, s, parsed.fields)[:500]
+        rec.summary = sync.record_answer(rt, s, parsed.fields, parsed.payload)[:500]
         rec.routed_at = utcnow()
         repo.note(s, None, "sync", f"{remote_name}: {rec.summary}")
         return rec

@@ -32,6 +32,11 @@ class Context:
     operator: Operator
     media_no: str                 # the operator's card (介质号), from the signer config
     submit: str | None = None     # how the document type is submitted ([documents.<type>] submit)
+    signatories: list | None = None   # CCPIT 手签员 as synced over the config's (None: the config's)
+
+    @property
+    def registered_signatories(self) -> list:
+        return self.enterprise.signatories if self.signatories is None else self.signatories
 
     def fill_sign(self, mapped: Mapped, section: str) -> dict[str, Value]:
         """The document's signing section, with the operator's name and card (介质号) filled in

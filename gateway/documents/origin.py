@@ -104,8 +104,9 @@ class OriginCertificate(_Ccpit):
 
     def profile_rules(self, mapped: Mapped, ctx: Context) -> list[FieldError]:
         """The signatory (手签员) must be 「已备案且未注销」: one of the enterprise's signatories in the
-        profile ([[enterprise.signatories]]), not cancelled. An enterprise that lists none is not checked."""
-        listed = ctx.enterprise.signatories
+        profile ([[enterprise.signatories]], overridden by what 同步企业信息 answered: gateway/ccpit_profile.py),
+        not cancelled. An enterprise that lists none is not checked."""
+        listed = ctx.registered_signatories
         who = mapped.first("CertHead").get("Signatory")
         if not listed or who is None:
             return []

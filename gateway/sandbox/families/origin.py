@@ -44,13 +44,20 @@ def _sync(p: Play) -> None:
     request_id, sync_type = p.text("RequestId"), p.text("SyncType")
     values = [("RequestId", request_id), ("SyncType", sync_type), ("CcpitEntCode", p.text("CcpitEntCode")),
               ("EnterpriseCode", p.text("EnterpriseCode")), ("Status", "成功")]
-    if sync_type == "filings":
+    schema = p.peer.schema_for("OriginCertMessage")   # the request's schema is the certificate's (origin.xsd)
+    errors = schema.errors(p.doc) if schema is not None else []
+    if errors:
+        values[-1] = ("Status", "失败")
+        values.append(("Reason", f"报文格式错误: {errors[0].path}: {errors[0].reason}"[:500]))
+    elif sync_type == "filings":
         filings = _registered(p)
         values.append(("Count", str(len(filings))))
         values += [("Filing", [("FilingNo", no), ("HsCode", f["hs_code"]), ("NameEn", f.get("name_en", "")),
                                ("PrefAreas", " ".join(f["areas"]))]) for no, f in filings.items()]
     elif sync_type == "enterprise":
-        values += [("Count", "1"), ("EntName", sc.enterprise_name)]
+        values += [("Count", "1"), ("EntName", sc.enterprise_name), ("Address", sc.enterprise_address)]
+        values += [("Signatory", [("Name", g.get("name", "")), ("Status", g.get("status", "已备案"))])
+                   for g in sc.signatories]
     else:
         values[-1] = ("Status", "失败")
         values.append(("Reason", f"不支持的同步类型 {sync_type}"))
