@@ -57,6 +57,16 @@ class Context:
                               f"signs with card {self.media_no}", card.text)]
 
 
+def attachment_records(files: list) -> list[dict[str, Value]]:
+    """The format's record of each checked attachment (CertAttachment, LicenseAttachment): its name
+    in the package (sequence + hash + the type's extension), type code, the enterprise's file name,
+    size and SHA-256 — the file travels in the package under AttachName."""
+    return [{k: Value(v, att.origin) for k, v in (
+        ("AttachName", f"{i:02d}-{att.sha256[:16]}{att.suffix}"), ("AttachType", att.code),
+        ("FileName", att.name[-200:]), ("FileSize", str(att.size)), ("Sha256", att.sha256))}
+        for i, att in enumerate(files, start=1)]
+
+
 class _Positions(dict):
     """child name -> rank in schema order; `wrappers`: nested item name -> its wrapper's name."""
 

@@ -17,7 +17,8 @@ import re
 from decimal import Decimal
 
 from gateway.documents import checks
-from gateway.documents.base import PROFILE, Context, DocumentFamily, ReceiptOutcome, platform_outcome
+from gateway.documents.base import (PROFILE, Context, DocumentFamily, ReceiptOutcome, attachment_records,
+                                     platform_outcome)
 from gateway.mapping.engine import Mapped, Value
 from gateway.mapping.errors import FieldError, MappingFileError
 
@@ -94,10 +95,7 @@ class OriginCertificate(_Ccpit):
 
     def carry(self, mapped: Mapped, files: list, ctx: Context) -> list[FieldError]:
         """佐证材料: one CertAttachment per file; the file travels in the package under AttachName."""
-        records = [{k: Value(v, att.origin) for k, v in (
-            ("AttachName", f"{i:02d}-{att.sha256[:16]}{att.suffix}"), ("AttachType", att.code),
-            ("FileName", att.name[-200:]), ("FileSize", str(att.size)), ("Sha256", att.sha256))}
-            for i, att in enumerate(files, start=1)]
+        records = attachment_records(files)
         if records:
             mapped.sections["CertAttachment"] = records
         return []
