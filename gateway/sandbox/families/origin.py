@@ -65,13 +65,15 @@ def _sync(p: Play) -> None:
                                                     {"RequestId": request_id}))
 
 
-def _materials_problem(p: Play) -> str:
-    """The platform's check of 原材料: every one has its 从价百分比, = CIF单价 / 单价 × 100 (±0.01)."""
+def _materials_problem(p: Play, product=None, material: str = "FilingMaterial") -> str:
+    """The platform's check of 原材料 (a filing's, or a certificate good's 加工工序 materials): every one
+    has its 从价百分比, = CIF单价 / the product's 单价 × 100 (±0.01)."""
+    product = p.doc if product is None else product
     try:
-        price = float(p.text("UnitPrice") or 0)
+        price = float(product.findtext(f"{{{NS}}}UnitPrice") or (p.text("UnitPrice") if product is p.doc else 0) or 0)
     except ValueError:
         price = 0.0
-    for m in p.doc.iter(f"{{{NS}}}FilingMaterial"):
+    for m in product.iter(f"{{{NS}}}{material}"):
         pct, cif = m.findtext(f"{{{NS}}}ValuePercent"), m.findtext(f"{{{NS}}}CifUsd")
         if not pct:
             return "原材料信息不完整：缺少从价百分比"
@@ -148,6 +150,11 @@ def _certificate(p: Play) -> None:
             if filing in known and cert_type not in known[filing].get("areas", []):
                 reason = f"备案号 {filing} 的优惠区域 {cert_type} 未审核通过"
                 break
+    for item in p.doc.iter(f"{{{NS}}}CertGoods") if not reason else ():   # 加工工序: the materials' 从价百分比
+        reason = _materials_problem(p, item, "ProcessMaterial")
+        if reason:
+            reason = f"商品 {item.findtext(f'{{{NS}}}GNo')} 加工工序: {reason}"
+            break
     if not reason and rule:
         reason = rule.reason
     at = sc.delay
