@@ -231,13 +231,14 @@ def answered(item) -> list[tuple[str, str]]:
 
 class Batch:
     """What a batch of receipts has added but not yet flushed: their hashes, the keys
-    they gave messages (an import response's SeqNo finds the status receipts after it), and
-    the alarms raised once."""
+    they gave messages (an import response's SeqNo finds the status receipts after it), the
+    inspection orders still waiting for their declaration, and the alarms raised once."""
 
     def __init__(self):
         self.hashes: set[str] = set()
         self.keys: dict[tuple[str, str], list[Message]] = {}
         self.alarmed: set[str] = set()
+        self.orders: list[Receipt] = []   # an order before the receipt giving its declaration the EntryId
 
     def find(self, parsed) -> Message | None:
         for ref in parsed.refs:
@@ -279,7 +280,7 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
                   raw=parsed.payload or data, message_id=msg.id if msg else None)
     s.add(rec)
     if msg is None and parsed.kind == sync.KIND:  # 数据同步: reference data, kept; shown by sync --history
-        rec.summary = sync.record_answer(rt, s, parsed.fields)[:500]
+        rec.summary = sync.record_answer(rt, s, parsed.fields, parsed.payload)[:500]
         rec.routed_at = utcnow()
         repo.note(s, None, "sync", f"{remote_name}: {rec.summary}")
         return rec
@@ -290,6 +291,7 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
             rec.summary = (f"inspection order {parsed.fields.get('InspectionNo', '?')} for enterprise {ent.code}: no "
                            f"declaration with entry id {parsed.fields.get('EntryId', '?')} known yet")[:500]
             repo.note(s, None, "inspection-order", f"{remote_name}: {rec.summary}")
+            batch.orders.append(rec)
             return rec
     if msg is None:
         rec.summary = f"matches no message (keys {parsed.refs})"[:500]
@@ -317,7 +319,7 @@ def store_receipt(rt: Runtime, s, transport: str, remote_name: str, data: bytes,
         if outcome.state and outcome.state != msg.state:
             repo.transition(s, msg, outcome.state, summary)
         if new_entry_id:  # inspection orders that came before the declaration had its 报关单号
-            orders.attach_waiting(rt, s, msg, outcome.keys["EntryId"])
+            orders.attach_waiting(rt, s, msg, outcome.keys["EntryId"], pending=batch.orders)
     if parsed.kind == "filing-audit":  # the filing is usable by the next certificate at once
         ccpit_filings.record_audit(rt, s, msg, parsed.fields)
     licence_use.after_receipt(s, msg, parsed.kind, parsed.fields, batch.keys)   # licences <-> declarations

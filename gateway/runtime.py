@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from card.signer import CardInfo, PinError, Signer
-from gateway import attachments, ccpit_filings, envelope
+from gateway import attachments, ccpit_filings, ccpit_profile, envelope
 from gateway.config import (
     Config,
     ConfigError,
@@ -72,6 +72,7 @@ class Runtime:
     subscription_rules: object = field(default_factory=_subscription_rules)  # subscriptions.Rules, as last loaded
     halted_keys: dict = field(default_factory=dict)   # MOFCOM keys whose PIN was refused: name -> why
     filings: object = None            # ccpit_filings.Registry: the store's CCPIT product filings
+    profiles: object = None           # ccpit_profile.Registry: signatories as 同步企业信息 answered
 
     @classmethod
     def open(cls, cfg: Config, upgrade: bool = True) -> "Runtime":
@@ -101,6 +102,7 @@ class Runtime:
         rt = cls(cfg, engine, db.sessions(engine), doc_types, transports,
                  envelope.schema(XSD_DIR), dict(cfg.signers), publisher=open_publisher(cfg))
         rt.filings = ccpit_filings.Registry(rt.sessions)
+        rt.profiles = ccpit_profile.Registry(rt.sessions)
         for d in doc_types.values():  # approved filings from the store win over the CSV (同步商品备案信息)
             for m in {id(d.mapping): d.mapping, id(d.record_mapping): d.record_mapping}.values():
                 m.codes.overlay(ccpit_filings.TABLE, rt.filings.rows)

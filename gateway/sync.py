@@ -6,8 +6,12 @@ status `queued`, requested by the user who ran it); the daemon signs it with the
 the enterprise's certificates of origin, wraps it in a DxpMsg (CcpitSyncRequest) and sends it over
 the `origin` document type's transport (status `requested`). The answer (CcpitSyncResult,
 correlated by RequestId) replaces the enterprise's filings in the store's `ccpit_filings` — also
-filings registered elsewhere, e.g. on the platform's own screens — or records the registration data;
-the request becomes `done` with the count, or `failed` with the reason. A daily job (`[lifecycle]
+filings registered elsewhere, e.g. on the platform's own screens — or writes the registration data
+and the registered signatories (手签员 已备案 / 已注销) into the store's `ccpit_profiles`, which the
+next certificate's signatory check reads (gateway/ccpit_profile.py); the request becomes `done` with
+the count, or `failed` with the reason. Both messages have a schema (xsd/origin.xsd): a request is
+validated before it is sent (invalid: `failed`, nothing sent), an answer when it is parsed (invalid:
+the receipt is kept raw, the request `failed` with the schema's error, an alarm raised; nothing updated). A daily job (`[lifecycle]
 ccpit_sync`) requests the filings of every enterprise with a CCPIT code. `swgw sync --history`
 lists type, status, requested by, time and count.
 """
@@ -20,7 +24,7 @@ import uuid
 from lxml import etree
 from sqlalchemy import select
 
-from gateway import envelope, signing
+from gateway import alarms, ccpit_profile, envelope, signing, xmlsafe
 from gateway.log import get_logger
 from gateway.store.models import CcpitFiling, SyncRequest, utcnow
 
@@ -116,6 +120,10 @@ def _send(rt, row: SyncRequest) -> None:
                         ("EnterpriseCode", ent.code), ("RequestedBy", row.requested_by),
                         ("RequestTime", now.strftime("%Y-%m-%dT%H:%M:%S"))):
         etree.SubElement(root, q + name).text = value
+    errors = dt_.family.schema.errors(root)
+    if errors:
+        raise SyncError(f"the request does not validate against {dt_.family.xsd_name}: "
+                        + "; ".join(f"{e.path}: {e.reason}" for e in errors[:3]))
     data = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     cop_msg_id = uuid.uuid4().hex
     env = envelope.Envelope(trans=envelope.TransInfo(cop_msg_id, ent.dxp_sender_id, [dt_.receiver_id], now,
@@ -129,9 +137,31 @@ def _send(rt, row: SyncRequest) -> None:
     row.cop_msg_id = cop_msg_id
 
 
-def record_answer(rt, s, fields: dict) -> str:
-    """A CcpitSyncResult: update the reference data and the request; returns the receipt's summary."""
+def invalid(rt, payload: bytes) -> str:
+    """Why a CcpitSyncResult does not validate against the origin schema, or ""."""
+    if DOC_TYPE not in rt.doc_types or not payload:
+        return ""
+    try:
+        root = xmlsafe.parse(payload)
+    except xmlsafe.UnsafeXml as exc:
+        return str(exc)
+    errors = rt.doc_types[DOC_TYPE].family.schema.errors(root)
+    return "; ".join(f"{e.path}: {e.reason}" for e in errors[:3])
+
+
+def record_answer(rt, s, fields: dict, payload: bytes = b"") -> str:
+    """A CcpitSyncResult: update the reference data and the request; returns the receipt's summary.
+    `payload`: the answer as received, validated first (an invalid one updates nothing)."""
     row = s.scalar(select(SyncRequest).where(SyncRequest.request_id == fields.get("RequestId", "")))
+    problem = invalid(rt, payload)
+    if problem:
+        alarms.raise_alarm(rt, "sync-answer-invalid", f"CCPIT sync answer {fields.get('RequestId', '?')} does not "
+                           f"validate against origin.xsd; kept raw, nothing updated: {problem}", session=s,
+                           request_id=fields.get("RequestId", ""))
+        if row is not None:
+            row.answered_at = row.updated_at = utcnow()
+            row.status, row.detail = "failed", f"invalid answer (kept raw, nothing updated): {problem}"[:500]
+        return f"sync answer {fields.get('RequestId', '?')} invalid, kept raw, nothing updated: {problem}"
     if row is None:
         return f"sync answer for unknown request {fields.get('RequestId', '?')!r}: kept, nothing updated"
     row.answered_at = row.updated_at = utcnow()
@@ -158,10 +188,15 @@ def record_answer(rt, s, fields: dict) -> str:
         if rt.filings is not None:
             rt.filings.invalidate()
     else:
-        data = {k: fields[k] for k in ("EntName", "CcpitEntCode", "EnterpriseCode", "Address", "Signatories")
-                if fields.get(k)}
+        ccpit_profile.record(s, row.enterprise, fields, f"sync {row.request_id}")
+        data = {k: fields[k] for k in ("EntName", "CcpitEntCode", "EnterpriseCode", "Address") if fields.get(k)}
+        signatories = fields.get("Signatory") or []
+        if signatories:
+            data["Signatories"] = ", ".join(f"{g.get('Name', '')} {g.get('Status', '')}" for g in signatories)
         row.count = 1
         row.detail = "; ".join(f"{k} {v}" for k, v in data.items())[:500]
+        if rt.profiles is not None:
+            rt.profiles.invalidate()
     row.status = "done"
     return f"{TYPES.get(row.sync_type, row.sync_type)} {row.request_id} done: {row.count} record(s)"
 

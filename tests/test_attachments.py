@@ -237,3 +237,59 @@ def test_a_certificate_of_origin_carries_its_supporting_documents(tmp_path, pki)
     assert got == [("01", "invoice.pdf", hashlib.sha256(INVOICE).hexdigest()),
                    ("05", "contract.pdf", hashlib.sha256(CONTRACT).hexdigest())], "05: the mapping's default_code"
     assert sorted(files.values()) == sorted([INVOICE, CONTRACT])
+
+
+def test_a_licence_application_carries_its_contract_and_each_hostile_attachment_refuses_its_own(tmp_path, pki):
+    """合同信息表 / 上传附件: an export licence application dropped as a .zip with its contract arrives
+    with it (LicenseAttachment + the package, the MOFCOM key's signature over the application);
+    the batch's hostile applications are refused each at its own attachments entry."""
+    from support import ROOT
+    from gateway.documents import family
+
+    ws = Workspace(tmp_path, pki, families=["export-license"])
+    ws.config.write_text(ws.config.read_text() + f"\n[documents.export-license.attachments]\nmax_bytes = {LIMIT}\n")
+    sample = json.loads((ROOT / "samples" / "export-license.json").read_text(encoding="utf-8"))["applications"][0]
+    names = {"EL-OK": ["01:contract.pdf", "02:contract-info.pdf"], "EL-UP": ["01:../contract.pdf"],
+             "EL-MISS": ["missing.pdf"], "EL-TYPE": ["01:scan.pdf"], "EL-BOMB": ["01:bomb.pdf"],
+             "EL-CODE": ["99:contract.pdf"]}
+    apps = [{**sample, "apply_no": key, "attachments": files} for key, files in names.items()]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        member(zf, "export-license.json", json.dumps({"applications": apps}, ensure_ascii=False).encode("utf-8"))
+        member(zf, "contract.pdf", CONTRACT)
+        member(zf, "contract-info.pdf", INVOICE)
+        member(zf, "scan.pdf", JPEG)                                  # a JPEG named .pdf
+        member(zf, "bomb.pdf", b"%PDF-1.4\n" + b"\0" * (4 * 1024 * 1024))   # expands far past the limit
+    ws.start_sandbox()
+    ws.drop_to("export-license", "licences.zip", buf.getvalue())
+    drain(ws)
+    states = {r["key"]: r["state"] for r in ws.status()}
+    assert states.pop("EL-OK") == "written-off", "approved, in customs and used up like the reference one"
+    assert set(states.values()) == {"invalid"} and len(states) == 5, states
+
+    (env_path,) = ws.received_envelopes()
+    data = base64.b64decode(etree.parse(str(env_path)).getroot().findtext(f"{DXP}Data"))
+    _, message, files = attachments.unpack(data)
+    doc = etree.fromstring(message)
+    lic = "{urn:swgw:licence}"
+    got = [(a.findtext(f"{lic}AttachType"), a.findtext(f"{lic}FileName"), a.findtext(f"{lic}FileSize"),
+            a.findtext(f"{lic}Sha256"), files[a.findtext(f"{lic}AttachName")])
+           for a in doc.iter(f"{lic}LicenseAttachment")]
+    assert got == [("01", "contract.pdf", str(len(CONTRACT)), hashlib.sha256(CONTRACT).hexdigest(), CONTRACT),
+                   ("02", "contract-info.pdf", str(len(INVOICE)), hashlib.sha256(INVOICE).hexdigest(), INVOICE)]
+    schema = etree.XMLSchema(etree.parse(str(ROOT / "xsd" / "licence.xsd")))
+    assert schema.validate(doc), schema.error_log
+    family("export-license").verify_licence_signature(doc)   # the MOFCOM key signed the application with them
+    kept = env_path.with_name(env_path.name + ".attachments")
+    assert sorted(p.read_bytes() for p in kept.iterdir()) == sorted([CONTRACT, INVOICE]), "the sandbox has both"
+
+    want = {"EL-UP": "attachment-name", "EL-MISS": "attachment-missing", "EL-TYPE": "attachment-type",
+            "EL-BOMB": "attachment-size", "EL-CODE": "code"}
+    report = json.loads((ws.inbox_of("export-license") / ".error" / "licences.zip.error.json").read_text(encoding="utf-8"))
+    assert report["outcome"] == "partial" and [a["key"] for a in report["accepted"]] == ["EL-OK"]
+    got = {r["key"]: r["errors"] for r in report["rejected"]}
+    assert {k: [e["rule"] for e in errs] for k, errs in got.items()} == {k: [r] for k, r in want.items()}
+    for key, (err,) in got.items():
+        assert err["column"] == "attachments" and err["row"] is not None, err
+    assert "climbs out" in got["EL-UP"][0]["message"] and "JPEG" in got["EL-TYPE"][0]["message"]
+    assert "expands past" in got["EL-BOMB"][0]["message"]

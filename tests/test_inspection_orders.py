@@ -5,6 +5,7 @@ to the declaration once that declaration gets the order's 报关单号."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 
@@ -97,3 +98,47 @@ def test_an_order_for_an_unknown_declaration_reaches_the_enterprise_and_attaches
     orders = {o["inspection_no"]: o["declaration"]
               for o in json.loads(ws.swgw("status", "--inspection-orders", "--json", check=True).stdout)}
     assert orders == {"09002026C0000077": "", "09002026C0000078": "LATE0000000"}
+
+
+def test_an_order_before_the_receipt_giving_its_entry_id_in_the_same_batch_attaches(tmp_path, pki):
+    """One receive batch: the order first, then the import response (SeqNo) and the status receipt
+    that gives the declaration the order's 报关单号 — the order attaches to it in that same batch."""
+    ws = Workspace(tmp_path, pki)
+    ws.sandbox_config.write_text(ws.sandbox_config.read_text()
+                                 + '\n[[declaration.rules]]\nwhen = { ClientSeqNo = "^SAME" }\nsilent = true\n')
+    try:
+        ws.start_sandbox()
+        ws.drop("same.csv", csv_rows(1, lines=1, prefix="SAME"))
+        drain(ws)
+    finally:
+        ws.stop_all()
+    (row,) = ws.status()
+    assert row["state"] == "acknowledged" and "EntryId" not in row["keys"], row
+    entry_id = "090020260000009911"
+    # written by hand from the public forms: the bare DecImportResponse and <DEC_RESULT> the desktop
+    # client writes into its InBox (../shared/realworld, tests/fixtures/receipts)
+    response = """<?xml version="1.0" encoding="UTF-8"?>
+<DecImportResponse xmlns="http://www.chinaport.gov.cn/dec">
+  <ResponseCode>0</ResponseCode><ErrorMessage>成功</ErrorMessage>
+  <ClientSeqNo>SAME0000000</ClientSeqNo><SeqNo>I20260000990000001</SeqNo><TrnPreId></TrnPreId>
+</DecImportResponse>""".encode("utf-8")
+    status = f"""<?xml version="1.0" encoding="UTF-8"?>
+<DEC_RESULT><CUS_CIQ_NO>I20260000990000001</CUS_CIQ_NO><ENTRY_ID>{entry_id}</ENTRY_ID>
+<NOTICE_DATE>2026-12-01T09:40:43</NOTICE_DATE><CHANNEL>L</CHANNEL><NOTE>入库成功</NOTE>
+<CUSTOM_MASTER>0900</CUSTOM_MASTER><I_E_DATE></I_E_DATE><D_DATE></D_DATE></DEC_RESULT>""".encode("utf-8")
+    incoming = ws.exchange / "from-sw"
+    incoming.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for i, (name, data) in enumerate((("a-order.xml", order_xml("09002026C0000099", entry_id)),
+                                      ("b-response.xml", response), ("c-status.xml", status))):
+        (incoming / name).write_bytes(data)
+        os.utime(incoming / name, (now - 30 + i, now - 30 + i))   # oldest first: the order leads the batch
+    drain(ws)
+    (row,) = ws.status()
+    assert row["keys"]["EntryId"] == entry_id and row["keys"]["InspectionNo"] == "09002026C0000099", row
+    assert row["state"] == "inspection", row
+    trace = ws.swgw("trace", "SAME0000000", check=True).stdout
+    assert "before the declaration had its entry id) attached" in trace, trace
+    orders = json.loads(ws.swgw("status", "--inspection-orders", "--json", check=True).stdout)
+    assert [(o["inspection_no"], o["declaration"]) for o in orders] == [("09002026C0000099", "SAME0000000")]
+    assert list(ws.outbox.glob("SAME0000000.inspection-order.*.xml")), "routed beside its declaration"

@@ -99,3 +99,61 @@ def test_certificate_fields_of_the_screen(ws):
     assert out.returncode == 1
     assert "CertGoods/Amount: total 70000 is not unit price 12.5 × quantity 6000 = 75000 [rule price*qty]" in out.stdout
     assert "CertHead/SignDate: sign date 20261101 is before the application date 20261102 [rule date-order]" in out.stdout
+
+
+def _with_process(materials: str) -> str:
+    """The reference certificate whose good has a unit price (交货单价 12.5 × 6000 = 75000) and the
+    加工工序 screen's materials, as an ERP would add them to its <Item>."""
+    return REFERENCE.read_text(encoding="utf-8").replace(
+        "<FilingNo>26S2102M9997/00054</FilingNo>",
+        "<FilingNo>26S2102M9997/00054</FilingNo>\n        <UnitPrice>12.5</UnitPrice><Amount>75000</Amount>\n"
+        "        <ProcessSteps>CASTING, MACHINING, ASSEMBLY</ProcessSteps>\n"
+        f"        <Process>{materials}</Process>")
+
+
+def test_certificate_goods_carry_the_process_materials_of_the_screen(ws):
+    f = ws.root / "cert.xml"
+    f.write_text(_with_process("<Material><HsCode4>7218</HsCode4><CifUsd>4.20</CifUsd></Material>"
+                               "<Material><HsCode4>7318</HsCode4><CifUsd>0.5</CifUsd></Material>"), encoding="utf-8")
+    out = ws.swgw("map", "--dry-run", str(f), "--type", "origin", "--xml")
+    assert out.returncode == 0, out.stdout + out.stderr
+    # 从价百分比 computed from the good's unit price: 4.20 / 12.5 × 100, 0.5 / 12.5 × 100
+    assert ("<ProcessSteps>CASTING, MACHINING, ASSEMBLY</ProcessSteps><ProcessMaterials><ProcessMaterial><Seq>1</Seq>"
+            "<HsCode4>7218</HsCode4><CifUsd>4.20</CifUsd><ValuePercent>33.60</ValuePercent></ProcessMaterial>"
+            "<ProcessMaterial><Seq>2</Seq><HsCode4>7318</HsCode4><CifUsd>0.5</CifUsd><ValuePercent>4.00</ValuePercent>"
+            "</ProcessMaterial></ProcessMaterials>") in out.stdout.replace("\n", "").replace(" ", "").replace(
+            "CASTING,MACHINING,ASSEMBLY", "CASTING, MACHINING, ASSEMBLY"), out.stdout
+    # the platform takes it: its check of the materials' 从价百分比 passes, the certificate is approved
+    from support import drain
+
+    try:
+        ws.start_sandbox()
+        ws.drop_to("origin", "cert.xml", f.read_bytes())
+        drain(ws)
+    finally:
+        ws.stop_all()
+    (row,) = ws.status()
+    assert row["state"] == "approved", row
+
+
+@pytest.mark.parametrize("materials,message", [
+    ("<Material><HsCode4>72</HsCode4><CifUsd>4.20</CifUsd></Material>",
+     "CertGoods/ProcessMaterial/HsCode4: good 1, material 1: 海关税则号 is the 4-digit HS heading, e.g. 7219 "
+     "[rule pattern] value '72'"),
+    ("<Material><HsCode4>7218</HsCode4><CifUsd>cheap</CifUsd></Material>",
+     "CertGoods/ProcessMaterial/CifUsd: good 1, material 1: CIF单价 (USD) is a number from 0 [rule decimal] value 'cheap'"),
+    ("<Material><HsCode4>7218</HsCode4><CifUsd>4.20</CifUsd><ValuePercent>50</ValuePercent></Material>",
+     "CertGoods/ProcessMaterial/ValuePercent: material 1 of good 1: 从价百分比 50 is not CIF unit price 4.20 / unit "
+     "price 12.5 × 100 = 33.60 [rule value-percent] value '50'"),
+    ("<Material><HsCode4>7218</HsCode4><CifUsd>4.20</CifUsd></Material><Material><HsCode4>7318</HsCode4></Material>",
+     "CertGoods/ProcessMaterial/CifUsd: good 1 lists 2 material(s) (海关税则号) but 1 CifUsd"),
+    ("".join(f"<Material><HsCode4>72{i:02d}</HsCode4><CifUsd>0.1</CifUsd></Material>" for i in range(6)),
+     "CertGoods/ProcessMaterial: good 1 lists 6 materials; the 加工工序 screen takes at most 5 [rule max-materials]"),
+])
+def test_a_wrong_process_material_is_refused_at_its_element(ws, materials, message):
+    f = ws.root / "cert.xml"
+    f.write_text(_with_process(materials), encoding="utf-8")
+    out = ws.swgw("map", "--dry-run", str(f), "--type", "origin")
+    assert out.returncode == 1
+    assert message in out.stdout, out.stdout
+    assert "/OriginApplications/Application/Goods/Item/Process/Material" in out.stdout, "located at its element"

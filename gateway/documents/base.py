@@ -32,6 +32,11 @@ class Context:
     operator: Operator
     media_no: str                 # the operator's card (介质号), from the signer config
     submit: str | None = None     # how the document type is submitted ([documents.<type>] submit)
+    signatories: list | None = None   # CCPIT 手签员 as synced over the config's (None: the config's)
+
+    @property
+    def registered_signatories(self) -> list:
+        return self.enterprise.signatories if self.signatories is None else self.signatories
 
     def fill_sign(self, mapped: Mapped, section: str) -> dict[str, Value]:
         """The document's signing section, with the operator's name and card (介质号) filled in
@@ -50,6 +55,16 @@ class Context:
         return [FieldError.at(card.origin, f"{section}/ICCode", "profile",
                               f"names card {card.text}, but operator {self.operator.name} of {self.enterprise.code} "
                               f"signs with card {self.media_no}", card.text)]
+
+
+def attachment_records(files: list) -> list[dict[str, Value]]:
+    """The format's record of each checked attachment (CertAttachment, LicenseAttachment): its name
+    in the package (sequence + hash + the type's extension), type code, the enterprise's file name,
+    size and SHA-256 — the file travels in the package under AttachName."""
+    return [{k: Value(v, att.origin) for k, v in (
+        ("AttachName", f"{i:02d}-{att.sha256[:16]}{att.suffix}"), ("AttachType", att.code),
+        ("FileName", att.name[-200:]), ("FileSize", str(att.size)), ("Sha256", att.sha256))}
+        for i, att in enumerate(files, start=1)]
 
 
 class _Positions(dict):

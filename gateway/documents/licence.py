@@ -18,7 +18,8 @@ from lxml import etree
 from card.signer import CardInfo, Signer
 from gateway import signing
 from gateway.documents import checks
-from gateway.documents.base import PROFILE, Context, DocumentFamily, ReceiptOutcome, platform_outcome
+from gateway.documents.base import (PROFILE, Context, DocumentFamily, ReceiptOutcome, attachment_records,
+                                     platform_outcome)
 from gateway.mapping.engine import Mapped, Value
 from gateway.mapping.errors import FieldError, MappingFileError
 
@@ -106,6 +107,14 @@ class Licence(DocumentFamily):
         sign = ctx.fill_sign(mapped, "LicenseSign")
         if ctx.enterprise.mofcom_code:
             sign["MofcomCode"] = Value(ctx.enterprise.mofcom_code, PROFILE)
+
+    def carry(self, mapped: Mapped, files: list, ctx: Context) -> list[FieldError]:
+        """合同信息表 / 上传附件: one LicenseAttachment per file (type code, file name, size, SHA-256);
+        the file travels in the package under AttachName, signed over by the MOFCOM key with the rest."""
+        records = attachment_records(files)
+        if records:
+            mapped.sections["LicenseAttachment"] = records
+        return []
 
     def rules(self, mapped: Mapped) -> list[FieldError]:
         errors = []

@@ -14,10 +14,11 @@ one material/part. Receipt: FilingAuditResult (审核通过 with the filing numb
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from gateway.documents import checks
-from gateway.documents.base import PROFILE, Context, DocumentFamily, ReceiptOutcome, platform_outcome
+from gateway.documents.base import (PROFILE, Context, DocumentFamily, ReceiptOutcome, attachment_records,
+                                     platform_outcome)
 from gateway.mapping.engine import Mapped, Value
 from gateway.mapping.errors import FieldError, MappingFileError
 
@@ -86,26 +87,34 @@ class OriginCertificate(_Ccpit):
                 if word:
                     route += f" BY {word}"
                 head["TransportRoute"] = Value(route, head["DeparturePort"].origin)
+        errors = []
         for i, goods in enumerate(mapped.sections.get("CertGoods", []), start=1):
             goods.setdefault("GNo", Value(str(i), PROFILE))
+            if goods.get("ProcessMaterial"):   # 加工工序编辑: one record per material, 从价百分比 filled in
+                materials, wrong = process_materials(goods["ProcessMaterial"], i)
+                errors.extend(wrong)
+                if wrong:
+                    del goods["ProcessMaterial"]   # refused at its element; no second error from the rules
+                else:
+                    goods["ProcessMaterial"] = materials
+                    fill_value_percent(materials, goods.get("UnitPrice"))
         if ctx.enterprise.customs_code:  # 企业海关编码 from the profile unless the ERP gives it
             head.setdefault("CustomsCode", Value(ctx.enterprise.customs_code, PROFILE))
         ctx.fill_sign(mapped, self.sign_section)
+        return errors
 
     def carry(self, mapped: Mapped, files: list, ctx: Context) -> list[FieldError]:
         """佐证材料: one CertAttachment per file; the file travels in the package under AttachName."""
-        records = [{k: Value(v, att.origin) for k, v in (
-            ("AttachName", f"{i:02d}-{att.sha256[:16]}{att.suffix}"), ("AttachType", att.code),
-            ("FileName", att.name[-200:]), ("FileSize", str(att.size)), ("Sha256", att.sha256))}
-            for i, att in enumerate(files, start=1)]
+        records = attachment_records(files)
         if records:
             mapped.sections["CertAttachment"] = records
         return []
 
     def profile_rules(self, mapped: Mapped, ctx: Context) -> list[FieldError]:
         """The signatory (手签员) must be 「已备案且未注销」: one of the enterprise's signatories in the
-        profile ([[enterprise.signatories]]), not cancelled. An enterprise that lists none is not checked."""
-        listed = ctx.enterprise.signatories
+        profile ([[enterprise.signatories]], overridden by what 同步企业信息 answered: gateway/ccpit_profile.py),
+        not cancelled. An enterprise that lists none is not checked."""
+        listed = ctx.registered_signatories
         who = mapped.first("CertHead").get("Signatory")
         if not listed or who is None:
             return []
@@ -172,6 +181,10 @@ class OriginCertificate(_Ccpit):
                 errors.append(FieldError.at(hs.origin, "CertGoods/HsCode", "filing-hs",
                                             f"HS code {hs.text} differs from {filed_hs} of filing {filing.text}",
                                             hs.text))
+        for i, item in enumerate(goods, start=1):   # 加工工序: every material's 从价百分比 of the 交货单价
+            errors.extend(material_errors(item.get("ProcessMaterial") or [], item.get("UnitPrice"),
+                                          "CertGoods/ProcessMaterial", f"material {{n}} of good {i}",
+                                          "the good's unit price (UnitPrice, 交货单价)", mapped.key_origin))
         for item in goods:   # per-good 单价 × 数量 = 金额
             wrong = checks.price_times_qty("CertGoods/Amount", item.get("UnitPrice"), item.get("Quantity"),
                                            item.get("Amount"))
@@ -208,6 +221,91 @@ class OriginCertificate(_Ccpit):
 def value_percent(cif_usd: str, unit_price: str) -> Decimal:
     """从价百分比: a material's CIF unit price (USD) as a percentage of the product's unit price."""
     return (Decimal(cif_usd) / Decimal(unit_price) * 100).quantize(Decimal("0.01"))
+
+
+MAX_PROCESS_MATERIALS = 5    # the 加工工序编辑 screen's 序号 1-5
+_HS4 = re.compile(r"[0-9]{4}")
+
+
+def fill_value_percent(items: list[dict], price: Value | None) -> None:
+    """从价百分比 computed from the CIF unit price where a material leaves it out (product price known)."""
+    for item in items:
+        if "ValuePercent" not in item and price and Decimal(price.text) > 0 and "CifUsd" in item:
+            item["ValuePercent"] = Value(str(value_percent(item["CifUsd"].text, price.text)), item["CifUsd"].origin)
+
+
+def material_errors(items: list[dict], price: Value | None, path: str, label: str, price_name: str,
+                    key_origin) -> list[FieldError]:
+    """The rule of a product's materials (filings' FilingMaterial, a good's ProcessMaterial): every one has
+    its 从价百分比, and it is CIF单价 / the product's unit price × 100 (±0.01) when that price is known."""
+    errors = []
+    for n, item in enumerate(items, start=1):
+        pct, cif = item.get("ValuePercent"), item.get("CifUsd")
+        where = f"{label.format(n=n)}: " if label else ""
+        if pct is None:
+            errors.append(FieldError.at(cif.origin if cif else key_origin, f"{path}/ValuePercent", "value-percent",
+                                        f"{where}从价百分比 is needed for every material: give it, or "
+                                        f"{price_name} to compute it from the CIF unit price"))
+        elif price and cif and Decimal(price.text) > 0:
+            want = value_percent(cif.text, price.text)
+            if abs(Decimal(pct.text) - want) > Decimal("0.01"):
+                errors.append(FieldError.at(pct.origin, f"{path}/ValuePercent", "value-percent",
+                                            f"{where}从价百分比 {pct.text} is not CIF unit price "
+                                            f"{cif.text} / unit price {price.text} × 100 = {want}", pct.text))
+    return errors
+
+
+def process_materials(records: list[dict], good: int) -> tuple[list[dict], list[FieldError]]:
+    """A good's 加工工序 materials as the mapping read them (a repeated <Material> or a list: each field's
+    values joined by "; ") -> one record per material (Seq, HsCode4, CifUsd, ValuePercent), and an error,
+    at the element, for each value that is not what the screen takes."""
+    out, errors = [], []
+    for rec in records:
+        parts = {name: [p.strip() for p in v.text.split(";")] for name, v in rec.items() if isinstance(v, Value)}
+        count = len(parts.get("HsCode4", []))
+        for name, values in parts.items():
+            if len(values) != count and not (name == "ValuePercent" and not any(values)):
+                errors.append(FieldError.at(rec[name].origin, f"CertGoods/ProcessMaterial/{name}", "materials",
+                                            f"good {good} lists {count} material(s) (海关税则号) but {len(values)} "
+                                            f"{name}: give every material its 海关税则号 and CIF单价 (and 从价百分比 "
+                                            f"for all or none)", rec[name].text))
+        if errors:
+            return [], errors
+        for j in range(count):
+            item = {"Seq": Value(str(len(out) + 1), PROFILE)}
+            for name, values in parts.items():
+                if j < len(values) and values[j]:
+                    item[name] = Value(values[j], rec[name].origin)
+            out.append(item)
+    for n, item in enumerate(out, start=1):
+        where = f"good {good}, material {n}"
+        hs, cif, pct = item.get("HsCode4"), item.get("CifUsd"), item.get("ValuePercent")
+        if hs is None or not _HS4.fullmatch(hs.text):
+            errors.append(FieldError.at(hs.origin if hs else None, "CertGoods/ProcessMaterial/HsCode4", "pattern",
+                                        f"{where}: 海关税则号 is the 4-digit HS heading, e.g. 7219",
+                                        hs.text if hs else None))
+        for name, value, low, high, what in (("CifUsd", cif, 0, None, "CIF单价 (USD)"),
+                                             ("ValuePercent", pct, 0, 100, "从价百分比")):
+            if value is None:
+                if name == "CifUsd":
+                    errors.append(FieldError.at(hs.origin if hs else None, "CertGoods/ProcessMaterial/CifUsd",
+                                                "required", f"{where}: CIF单价 (USD) is needed"))
+                continue
+            try:
+                number = Decimal(value.text.rstrip("%"))
+            except InvalidOperation:
+                number = None
+            if number is None or not number.is_finite() or number < low or (high is not None and number > high):
+                errors.append(FieldError.at(value.origin, f"CertGoods/ProcessMaterial/{name}", "decimal",
+                                            f"{where}: {what} is a number from {low}" + (f" to {high}" if high else "")
+                                            , value.text))
+            else:
+                item[name] = Value(str(number), value.origin)
+    if len(out) > MAX_PROCESS_MATERIALS:
+        errors.append(FieldError.at(out[MAX_PROCESS_MATERIALS]["HsCode4"].origin, "CertGoods/ProcessMaterial",
+                                    "max-materials", f"good {good} lists {len(out)} materials; the 加工工序 screen "
+                                    f"takes at most {MAX_PROCESS_MATERIALS}"))
+    return out, errors
 
 
 def _route_word(mapped: Mapped, mode: str) -> str:
@@ -250,11 +348,9 @@ class OriginFiling(_Ccpit):
         if areas:  # "E; K" or "E,K" from a list -> the schema's space-separated list
             head["PrefAreas"] = Value(" ".join(a for a in re.split(r"[\s;,]+", areas.text.upper()) if a),
                                       areas.origin)
-        price = head.get("UnitPrice")
         for i, item in enumerate(mapped.sections.get("FilingMaterial", []), start=1):
             item.setdefault("Seq", Value(str(i), PROFILE))
-            if "ValuePercent" not in item and price and Decimal(price.text) > 0 and "CifUsd" in item:
-                item["ValuePercent"] = Value(str(value_percent(item["CifUsd"].text, price.text)), item["CifUsd"].origin)
+        fill_value_percent(mapped.sections.get("FilingMaterial", []), head.get("UnitPrice"))
         ctx.fill_sign(mapped, self.sign_section)
 
     def rules(self, mapped: Mapped) -> list[FieldError]:
@@ -278,17 +374,7 @@ class OriginFiling(_Ccpit):
         if not mapped.sections.get("FilingMaterial"):
             errors.append(FieldError.at(mapped.key_origin, "FilingMaterial", "materials",
                                         "a product filing lists at least one material or part (原材料、零部件)"))
-        price = head.get("UnitPrice")
-        for item in mapped.sections.get("FilingMaterial", []):
-            pct, cif = item.get("ValuePercent"), item.get("CifUsd")
-            if pct is None:
-                errors.append(FieldError.at(cif.origin if cif else mapped.key_origin, "FilingMaterial/ValuePercent",
-                                            "value-percent", "从价百分比 is needed for every material: give it, or the "
-                                            "product's unit price (UnitPrice) to compute it from the CIF unit price"))
-            elif price and cif and Decimal(price.text) > 0:
-                want = value_percent(cif.text, price.text)
-                if abs(Decimal(pct.text) - want) > Decimal("0.01"):
-                    errors.append(FieldError.at(pct.origin, "FilingMaterial/ValuePercent", "value-percent",
-                                                f"从价百分比 {pct.text} is not CIF unit price {cif.text} / unit price "
-                                                f"{price.text} × 100 = {want}", pct.text))
+        errors.extend(material_errors(mapped.sections.get("FilingMaterial", []), head.get("UnitPrice"),
+                                      "FilingMaterial", "", "the product's unit price (UnitPrice)",
+                                      mapped.key_origin))
         return errors

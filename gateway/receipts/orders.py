@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from gateway.store import repo
-from gateway.store.models import Message, Receipt
+from gateway.store.models import Message, Receipt, utcnow
 
 KIND = "inspection-order"
 CODE_FIELDS = ("TradeCode", "TradeCoScc", "EnterpriseCode")
@@ -70,20 +70,25 @@ def outbox(rt) -> Path:
     return rt.config.gateway.inspection_order_outbox
 
 
-def attach_waiting(rt, s, msg: Message, entry_id: str) -> int:
+def attach_waiting(rt, s, msg: Message, entry_id: str, pending: list[Receipt] = ()) -> int:
     """Orders stored before `msg` got its 报关单号 `entry_id`: attach them, let them move its state,
-    and route them again beside its receipts. Returns how many."""
+    and route them again beside its receipts. `pending`: orders of the same receive batch, added to
+    the session but not flushed yet (an order arriving before the receipt that gives the EntryId).
+    Returns how many."""
     fam = rt.doc_types[msg.doc_type].family if msg.doc_type in rt.doc_types else None
     n = 0
-    for rec in s.scalars(select(Receipt).where(Receipt.kind == KIND, Receipt.message_id.is_(None),
-                                               Receipt.enterprise == msg.enterprise)):
+    stored = list(s.scalars(select(Receipt).where(Receipt.kind == KIND, Receipt.message_id.is_(None),
+                                                  Receipt.enterprise == msg.enterprise)))
+    waiting = stored + [r for r in pending if r.message_id is None and r.enterprise == msg.enterprise
+                        and all(r is not o for o in stored)]
+    for rec in waiting:
         if (rec.fields or {}).get("EntryId") != entry_id:
             continue
         rec.message_id = msg.id
         rec.routed_at = None
         outcome = fam.on_receipt(KIND, rec.fields, msg.state) if fam else None
         summary = outcome.summary if outcome else KIND
-        repo.note(s, msg, "receipt", f"{KIND} {rec.remote_name} (received {rec.received_at:%Y-%m-%d %H:%M:%S}, "
+        repo.note(s, msg, "receipt", f"{KIND} {rec.remote_name} (received {rec.received_at or utcnow():%Y-%m-%d %H:%M:%S}, "
                                      f"before the declaration had its entry id) attached: {summary}")
         if outcome:
             for k, v in outcome.keys.items():

@@ -98,8 +98,9 @@ KINDS: dict[str, Kind] = {
     # 数据同步: the platform's answer to a sync request, by its RequestId
     "CcpitSyncResult": Kind("ccpit-sync", "origin-filing",
                             ("RequestId", "SyncType", "CcpitEntCode", "EnterpriseCode", "Status", "Reason", "Count",
-                             "EntName", "Address", "Signatories", "NoticeTime"), ("RequestId",),
-                            lists=(("Filing", ("FilingNo", "HsCode", "NameEn", "PrefAreas")),)),
+                             "EntName", "EntNameEn", "Address", "NoticeTime"), ("RequestId",),
+                            lists=(("Filing", ("FilingNo", "HsCode", "NameEn", "PrefAreas")),
+                                   ("Signatory", ("Name", "Status")))),   # 手签员 已备案 / 已注销
 }
 # how a ref field is stored as a message key
 REF_KEYS = {"ClientSeqNo": "ClientSeqNo", "SeqNo": "SeqNo", "CUS_CIQ_NO": "SeqNo", "SEQ_NO": "SeqNo",

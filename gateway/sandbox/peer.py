@@ -1,6 +1,8 @@
 """The peer loop: take envelopes, check them, archive them, schedule and send receipts."""
 from __future__ import annotations
 
+import hashlib
+
 import heapq
 import itertools
 import threading
@@ -146,16 +148,19 @@ class Peer:
 
     def _unpack(self, data: bytes) -> tuple[bytes, dict[str, bytes]]:
         """A package's message and attachments, as the platform checks them: every EdocRealation
-        names a file of the package with its EdocSize, and every file is named. ValueError: why not."""
+        (CertAttachment, LicenseAttachment) names a file of the package with its size — and its
+        SHA-256 where the record carries one — and every file is named. ValueError: why not."""
         try:
             _, message, files = attachments.unpack(data)
         except zipsafe.UnsafeZip as exc:
             raise ValueError(str(exc)) from None
         doc = xmlsafe.parse(message)
         named = {}
-        # (record, name element, size element): declarations EdocRealation, certificates CertAttachment
+        # (record, name element, size element): declarations EdocRealation, certificates CertAttachment,
+        # licence applications LicenseAttachment
         for record, name_el, size_el in (("EdocRealation", "EdocID", "EdocSize"),
-                                         ("CertAttachment", "AttachName", "FileSize")):
+                                         ("CertAttachment", "AttachName", "FileSize"),
+                                         ("LicenseAttachment", "AttachName", "FileSize")):
             for edoc in doc.iter(f"{{*}}{record}"):
                 edoc_id = edoc.findtext(f"{{*}}{name_el}") or ""
                 size = edoc.findtext(f"{{*}}{size_el}") or ""
@@ -164,6 +169,9 @@ class Peer:
                 if size != str(len(files[edoc_id])):
                     raise ValueError(f"{record} {edoc_id!r}: {size_el} {size} but the file has "
                                      f"{len(files[edoc_id])} bytes")
+                digest = edoc.findtext("{*}Sha256")
+                if digest is not None and digest != hashlib.sha256(files[edoc_id]).hexdigest():
+                    raise ValueError(f"{record} {edoc_id!r}: Sha256 {digest} is not the file's")
                 named[edoc_id] = files[edoc_id]
         extra = sorted(set(files) - set(named))
         if extra:

@@ -94,6 +94,9 @@ class OriginScenario(_Model):
     # certificates; each { filing_no, hs_code, name_en, areas = ["E", …] }
     registered_filings: list[dict] = Field(default_factory=list)
     enterprise_name: str = ""                                       # 同步企业信息 answers this name
+    enterprise_address: str = ""                                    # … this address
+    # … and these registered signatories (手签员): each { name, status = "已备案" | "已注销" }
+    signatories: list[dict] = Field(default_factory=list)
     print_certificates: bool = True          # 证书自助打印: send the issued certificate (PDF) after approval
 
 

@@ -156,6 +156,20 @@ class SyncRequest(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class CcpitProfile(Base):
+    """同步企业信息: the enterprise's registration data and registered signatories (手签员) as CCPIT's
+    answer last gave them (revision 0007_origin13); they win over the config's [[enterprise.signatories]]."""
+
+    __tablename__ = "ccpit_profiles"
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    enterprise: Mapped[str] = mapped_column(String(40), unique=True)
+    ent_name: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(String(400), default="")
+    signatories: Mapped[list | None] = mapped_column(JSON, nullable=True)   # [{"name", "status"}]
+    source: Mapped[str] = mapped_column(String(60), default="")             # sync <request id>
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Event(Base):
     """One line of a message's audit trail. Rows are only ever inserted."""
 

@@ -44,13 +44,20 @@ def _sync(p: Play) -> None:
     request_id, sync_type = p.text("RequestId"), p.text("SyncType")
     values = [("RequestId", request_id), ("SyncType", sync_type), ("CcpitEntCode", p.text("CcpitEntCode")),
               ("EnterpriseCode", p.text("EnterpriseCode")), ("Status", "成功")]
-    if sync_type == "filings":
+    schema = p.peer.schema_for("OriginCertMessage")   # the request's schema is the certificate's (origin.xsd)
+    errors = schema.errors(p.doc) if schema is not None else []
+    if errors:
+        values[-1] = ("Status", "失败")
+        values.append(("Reason", f"报文格式错误: {errors[0].path}: {errors[0].reason}"[:500]))
+    elif sync_type == "filings":
         filings = _registered(p)
         values.append(("Count", str(len(filings))))
         values += [("Filing", [("FilingNo", no), ("HsCode", f["hs_code"]), ("NameEn", f.get("name_en", "")),
                                ("PrefAreas", " ".join(f["areas"]))]) for no, f in filings.items()]
     elif sync_type == "enterprise":
-        values += [("Count", "1"), ("EntName", sc.enterprise_name)]
+        values += [("Count", "1"), ("EntName", sc.enterprise_name), ("Address", sc.enterprise_address)]
+        values += [("Signatory", [("Name", g.get("name", "")), ("Status", g.get("status", "已备案"))])
+                   for g in sc.signatories]
     else:
         values[-1] = ("Status", "失败")
         values.append(("Reason", f"不支持的同步类型 {sync_type}"))
@@ -58,13 +65,15 @@ def _sync(p: Play) -> None:
                                                     {"RequestId": request_id}))
 
 
-def _materials_problem(p: Play) -> str:
-    """The platform's check of 原材料: every one has its 从价百分比, = CIF单价 / 单价 × 100 (±0.01)."""
+def _materials_problem(p: Play, product=None, material: str = "FilingMaterial") -> str:
+    """The platform's check of 原材料 (a filing's, or a certificate good's 加工工序 materials): every one
+    has its 从价百分比, = CIF单价 / the product's 单价 × 100 (±0.01)."""
+    product = p.doc if product is None else product
     try:
-        price = float(p.text("UnitPrice") or 0)
+        price = float(product.findtext(f"{{{NS}}}UnitPrice") or (p.text("UnitPrice") if product is p.doc else 0) or 0)
     except ValueError:
         price = 0.0
-    for m in p.doc.iter(f"{{{NS}}}FilingMaterial"):
+    for m in product.iter(f"{{{NS}}}{material}"):
         pct, cif = m.findtext(f"{{{NS}}}ValuePercent"), m.findtext(f"{{{NS}}}CifUsd")
         if not pct:
             return "原材料信息不完整：缺少从价百分比"
@@ -141,6 +150,11 @@ def _certificate(p: Play) -> None:
             if filing in known and cert_type not in known[filing].get("areas", []):
                 reason = f"备案号 {filing} 的优惠区域 {cert_type} 未审核通过"
                 break
+    for item in p.doc.iter(f"{{{NS}}}CertGoods") if not reason else ():   # 加工工序: the materials' 从价百分比
+        reason = _materials_problem(p, item, "ProcessMaterial")
+        if reason:
+            reason = f"商品 {item.findtext(f'{{{NS}}}GNo')} 加工工序: {reason}"
+            break
     if not reason and rule:
         reason = rule.reason
     at = sc.delay
