@@ -575,6 +575,34 @@ def sync_cmd(config_path, platform, what, enterprise, wait_s, history, as_json):
         _time.sleep(0.2)
 
 
+@cli.command("signer")
+@click.option("--config", "config_path", default="config/signer.toml", show_default=True, envvar="SWGW_SIGNER_CONFIG",
+              type=click.Path(dir_okay=False), help="the card host's signer config")
+def signer_agent(config_path):
+    """Serve this host's card to the central gateway over RabbitMQ (until SIGTERM/SIGINT)."""
+    import signal
+    import threading
+
+    from gateway import log
+    from gateway.config import ConfigError, load_signer
+    from card.signer import SignerError
+    from gateway.signer_agent import open_agent
+
+    try:
+        cfg = load_signer(config_path)
+        log.setup(cfg.log.format, cfg.log.level)
+        agent = open_agent(cfg)
+    except (ConfigError, SignerError) as exc:
+        raise Exit(2, str(exc)) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        agent.run(stop)
+    finally:
+        agent.close()
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
