@@ -134,8 +134,9 @@ class RemoteSigner(Signer):
         if state != "present":
             raise CardAbsent(f"{where} reports the card {state}: {detail}")
         i = beat.get("info") or {}
+        age = time.monotonic() - self._beat_seen
         return CardInfo(i.get("media_no", ""), i.get("holder", ""), i.get("enterprise_code", ""),
-                        i.get("cert_no", ""), f"remote: {beat.get('agent', '')}")
+                        i.get("cert_no", ""), f"card host {beat.get('agent', '?')} (heartbeat {age:.0f}s ago)")
 
     def certificate(self) -> bytes:
         self._fresh_beat()
