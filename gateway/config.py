@@ -361,7 +361,7 @@ class AgentConfig(_Model):
     password: Secret | None = None
     secret: Secret                               # the HMAC-SHA256 key, the same as the central [signers.*] secret
     state_dir: Path = Path("var/signer")         # nonces.sqlite (replay guard) and audit.jsonl (what was signed)
-    heartbeat_interval: float = 5.0
+    heartbeat_interval: float = 2.0               # well below the gateway's heartbeat_timeout (15 s)
     name: str = ""                               # how the gateway shows this host (default: the host name)
 
 

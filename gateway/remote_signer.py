@@ -100,6 +100,7 @@ class RemoteSigner(Signer):
         self._beat_seen = 0.0                 # monotonic time it arrived
         self._beat_event = threading.Event()
         self._cert: bytes | None = None
+        self._algorithm = SM2_SM3
         self._problem = ""                    # why the last heartbeat was not accepted
         self._heard = time.time()             # when the agent was last heard of (start: now)
         self._away_noted = False
@@ -121,9 +122,7 @@ class RemoteSigner(Signer):
     # -- the Signer interface --------------------------------------------------------
     @property
     def algorithm(self) -> str:  # type: ignore[override]
-        if self._cert is None:
-            return SM2_SM3
-        return _ALGORITHM.get(crypto.summary(self._cert).key_algorithm, SM2_SM3)
+        return self._algorithm   # the card certificate's, from its heartbeat
 
     def info(self) -> CardInfo:
         beat = self._fresh_beat()
@@ -164,9 +163,9 @@ class RemoteSigner(Signer):
                                      expiration=str(int(self.request_timeout * 1000)), timestamp=int(time.time()),
                                      headers={"business_key": purpose.business_key})
 
-        def publish():
-            try:
-                ch.basic_publish("", wire.queue_name(self.media_no), body, props, mandatory=True)
+        def publish():   # persistent, without waiting for the broker's confirm (its disk write): a
+            try:         # request lost before the agent took it is a missing reply, which the deadline covers
+                ch.basic_publish("", wire.queue_name(self.media_no), body, props)
             except Exception as exc:  # the link is gone or the broker refused: the reply never comes
                 slot.error = AgentAway(f"signer {self.name}: request not published ({describe(exc)})", self._heard)
                 slot.done.set()
@@ -248,7 +247,8 @@ class RemoteSigner(Signer):
             self._problem = str(exc)
             return
         self._problem = ""
-        if cert:
+        if cert and cert != self._cert:
+            self._algorithm = _ALGORITHM.get(crypto.summary(cert).key_algorithm, SM2_SM3)
             self._cert = cert
         self._beat, self._beat_seen, self._heard = beat, time.monotonic(), time.time()
         self._away_noted = False
@@ -298,8 +298,9 @@ class RemoteSigner(Signer):
             try:
                 conn, ch = self._link.open(declare=False)
                 replies = self._declare(ch)
+                requests = conn.channel()   # no publisher confirms: see sign()
                 with self._lock:
-                    self._conn, self._ch, self._reply_queue = conn, ch, replies
+                    self._conn, self._ch, self._reply_queue = conn, requests, replies
                 delay = 0.5
                 while not self._stop.is_set():
                     conn.process_data_events(time_limit=0.25)

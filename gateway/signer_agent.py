@@ -46,13 +46,17 @@ class Nonces:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")   # WAL: a commit survives the agent's crash (kill -9)
+        self._purged = 0.0
         self._db.execute("CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, deadline REAL NOT NULL, "
                          "signature BLOB)")
 
     def claim(self, nonce: str, deadline: float, redelivered: bool) -> tuple[str, bytes | None]:
         """'new', 'again' (redelivered, not signed yet), 'signed' (redelivered, with its signature)
         or 'replayed'."""
-        self._db.execute("DELETE FROM nonces WHERE deadline < ?", (time.time() - 60,))
+        if time.monotonic() - self._purged > 30:
+            self._db.execute("DELETE FROM nonces WHERE deadline < ?", (time.time() - 60,))
+            self._purged = time.monotonic()
         row = self._db.execute("SELECT signature FROM nonces WHERE nonce = ?", (nonce,)).fetchone()
         if row is None:
             self._db.execute("INSERT INTO nonces (nonce, deadline) VALUES (?, ?)", (nonce, deadline))

@@ -19,6 +19,7 @@ from gateway.config import load_signer
 from gateway.remote_signer import RemoteSigner, SignatureRefused, Trust
 from gateway.signer_agent import open_agent
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 ENT = "91210200MA0QC8N67X"
 SECRET = "s3cret-for-tests-only-0123456789"
@@ -240,3 +241,18 @@ def test_a_reply_with_a_bad_signature_is_refused_by_the_gateway(agent_host, pki)
         conn.close()
     assert "sig" not in result
     assert isinstance(result["error"], SignatureRefused) and "does not verify" in str(result["error"])
+
+
+def test_a_remote_signer_without_a_trusted_certificate_is_a_config_error(tmp_path):
+    from gateway.config import ConfigError, load
+
+    base = (ROOT / "config" / "gateway-remote.toml").read_text()
+    cfg = load(ROOT / "config" / "gateway-remote.toml")     # the shipped example loads
+    assert cfg.signers["operator-card"].kind == "remote"
+    (tmp_path / "gateway.toml").write_text((ROOT / "config" / "gateway.toml").read_text()
+                                           .replace('"../', f'"{ROOT}/'))
+    (tmp_path / "remote.toml").write_text(base.replace('ca_file = "../var/sandbox/ca/ca.pem"', ""))
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path / "remote.toml")
+    assert "signers.operator-card" in str(err.value) and "cert_file" in str(err.value)
+    assert load_signer(ROOT / "config" / "signer.toml").card.kind == "pcsc"
