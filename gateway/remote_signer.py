@@ -283,10 +283,12 @@ class RemoteSigner(Signer):
     # -- the connection thread --------------------------------------------------------
     def _declare(self, ch) -> str:
         ch.exchange_declare(wire.HEARTBEAT_EXCHANGE, exchange_type="topic", durable=True)
+        ch.exchange_declare(wire.REPLY_EXCHANGE, exchange_type="direct", durable=True)
         ch.queue_declare(wire.queue_name(self.media_no), durable=True)   # requests wait here for the agent
         beats = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
         ch.queue_bind(beats, wire.HEARTBEAT_EXCHANGE, routing_key=wire.heartbeat_key(self.media_no))
         replies = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        ch.queue_bind(replies, wire.REPLY_EXCHANGE, routing_key=replies)
         ch.basic_consume(beats, self._on_heartbeat, auto_ack=True)
         ch.basic_consume(replies, self._on_reply, auto_ack=True)
         return replies

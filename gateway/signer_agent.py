@@ -199,7 +199,7 @@ class Agent:
             reply = self._reply({"correlation_id": props.correlation_id or ""}, error_kind="error",
                                 error=f"the card host could not handle the request ({type(exc).__name__})")
         if props.reply_to:
-            ch.basic_publish("", props.reply_to, reply,
+            ch.basic_publish(wire.REPLY_EXCHANGE, props.reply_to, reply,
                              pika.BasicProperties(correlation_id=props.correlation_id, content_type=wire.CONTENT_TYPE))
         ch.basic_ack(method.delivery_tag)   # after the reply is published (and confirmed)
         if self.halted and self._consumer:
@@ -220,7 +220,7 @@ class Agent:
             conn = None
             try:
                 conn, ch = self._link.open(declare=False)
-                ch.exchange_declare(wire.HEARTBEAT_EXCHANGE, exchange_type="topic", durable=True)
+                _declare_exchanges(conn)
                 ch.queue_declare(wire.queue_name(self.media_no), durable=True)
                 ch.basic_qos(prefetch_count=1)
                 self._next_beat = 0.0
@@ -253,6 +253,18 @@ class Agent:
     def close(self) -> None:
         self.nonces.close()
         self.signer.close()
+
+
+def _declare_exchanges(conn) -> None:
+    """The heartbeat and reply exchanges, if this broker user may declare them; the central gateway
+    declares them anyway (a card host's user has no configure right on them: README)."""
+    try:
+        ch = conn.channel()
+        ch.exchange_declare(wire.HEARTBEAT_EXCHANGE, exchange_type="topic", durable=True)
+        ch.exchange_declare(wire.REPLY_EXCHANGE, exchange_type="direct", durable=True)
+        ch.close()
+    except pika.exceptions.ChannelClosedByBroker:
+        pass
 
 
 class _Refused(Exception):

@@ -7,8 +7,10 @@ the data are all covered; the data itself is covered through its SHA-256, which 
 recomputes).
 
 - request   gateway -> queue `swgw.sign.<media no>`: what to sign, for whom, until when;
-- reply     agent -> the gateway's reply queue: the signature, or why not (`error_kind`
-            pin | absent | mismatch | refused | error);
+- reply     agent -> exchange `swgw.replies`, routing key = the request's reply_to (the gateway's
+            reply queue): the signature, or why not (`error_kind` pin | absent | mismatch | refused |
+            error). Through an exchange, not the default one, so a card host's broker user needs
+            write access to `swgw.signers` and `swgw.replies` only — never to every queue;
 - heartbeat agent -> exchange `swgw.signers`, routing key `heartbeat.<media no>`: the card's state
             (present | absent | halted), its identity and certificate.
 
@@ -28,6 +30,7 @@ VERSION = 1
 REQUEST, REPLY, HEARTBEAT = "sign-request", "sign-reply", "heartbeat"
 QUEUE_PREFIX = "swgw.sign."
 HEARTBEAT_EXCHANGE = "swgw.signers"
+REPLY_EXCHANGE = "swgw.replies"   # direct: each gateway process binds its reply queue under its own name
 CONTENT_TYPE = "application/json"
 
 

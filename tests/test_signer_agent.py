@@ -89,6 +89,8 @@ class Caller:
         self.conn = pika.BlockingConnection(pika.URLParameters(AMQP))
         self.ch = self.conn.channel()
         self.queue = self.ch.queue_declare("", exclusive=True).method.queue
+        self.ch.exchange_declare(wire.REPLY_EXCHANGE, exchange_type="direct", durable=True)
+        self.ch.queue_bind(self.queue, wire.REPLY_EXCHANGE, routing_key=self.queue)
 
     def ask(self, media: str, body: bytes, timeout: float = 5.0) -> dict:
         corr = uuid.uuid4().hex
@@ -230,7 +232,7 @@ def test_a_reply_with_a_bad_signature_is_refused_by_the_gateway(agent_host, pki)
 
         soft = SoftwareSigner(pki["key"], pki["cert"], CardInfo(media, "王丹", ENT, ""))
         wrong = soft.sign(b"<SignedInfo>other bytes</SignedInfo>")   # the card's key, but not over these bytes
-        ch.basic_publish("", props.reply_to, wire.reply(correlation_id=req["correlation_id"], media_no=media,
+        ch.basic_publish(wire.REPLY_EXCHANGE, props.reply_to, wire.reply(correlation_id=req["correlation_id"], media_no=media,
                                                         business_key=req["business_key"], sha256=req["sha256"],
                                                         signature=wrong, key=key),
                          pika.BasicProperties(correlation_id=props.correlation_id))
@@ -256,3 +258,49 @@ def test_a_remote_signer_without_a_trusted_certificate_is_a_config_error(tmp_pat
         load(tmp_path / "remote.toml")
     assert "signers.operator-card" in str(err.value) and "cert_file" in str(err.value)
     assert load_signer(ROOT / "config" / "signer.toml").card.kind == "pcsc"
+
+
+def test_the_card_hosts_broker_user_reads_only_its_own_queue(agent_host, pki, tmp_path):
+    """The README's `rabbitmqctl set_permissions` for a card host, on the real broker: the agent
+    serves its card with them, and cannot read another card's queue or publish to any queue."""
+    import subprocess
+
+    media = agent_host.media
+    user, password = f"swgw-test-card-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    other = _media()
+    q = lambda name: name.replace(".", r"\.")  # noqa: E731
+    ctl = lambda *a: subprocess.run(["rabbitmqctl", "-q", *a], check=True, capture_output=True, text=True)  # noqa: E731
+    ctl("add_user", user, password)
+    try:
+        ctl("set_permissions", "-p", "/", user, f"^{q(wire.queue_name(media))}$",
+            r"^swgw\.(signers|replies)$", f"^{q(wire.queue_name(media))}$")
+        conf = (tmp_path / "signer.toml")
+        conf.write_text(conf.read_text().replace(AMQP, f"amqp://{user}:{password}@127.0.0.1:5672/%2F"))
+        remote = _remote(agent_host, pki)       # the central side (its own user: guest here) declares
+        try:
+            agent_host()
+            with signing_for(ENT, "BK-PERM"):
+                sig = remote.sign(b"<SignedInfo>with the card host's own user</SignedInfo>")
+            assert len(sig) == 64
+        finally:
+            remote.close()
+        conn = pika.BlockingConnection(pika.URLParameters(f"amqp://{user}:{password}@127.0.0.1:5672/%2F"))
+        try:
+            admin = pika.BlockingConnection(pika.URLParameters(AMQP))
+            admin.channel().queue_declare(wire.queue_name(other), durable=True)
+            admin.close()
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+                conn.channel().basic_get(wire.queue_name(other))
+            assert refused.value.reply_code == 403
+            ch = conn.channel()
+            ch.confirm_delivery()
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+                ch.basic_publish("", wire.queue_name(other), b"x")   # the default exchange: every queue
+            assert refused.value.reply_code == 403
+        finally:
+            conn.close()
+            admin = pika.BlockingConnection(pika.URLParameters(AMQP))
+            admin.channel().queue_delete(wire.queue_name(other))
+            admin.close()
+    finally:
+        ctl("delete_user", user)
