@@ -271,12 +271,18 @@ def test_the_card_hosts_broker_user_reads_only_its_own_queue(agent_host, pki, tm
     q = lambda name: name.replace(".", r"\.")  # noqa: E731
     ctl = lambda *a: subprocess.run(["rabbitmqctl", "-q", *a], check=True, capture_output=True, text=True)  # noqa: E731
     ctl("add_user", user, password)
+    central = f"swgw-test-central-{uuid.uuid4().hex[:8]}"
+    ctl("add_user", central, password)
     try:
+        ctl("set_permissions", "-p", "/", central, r"^(swgw\..*|amq\.gen-.*)$",
+            r"^(swgw\..*|amq\.gen-.*|amq\.default)$", r"^(swgw\..*|amq\.gen-.*)$")
         ctl("set_permissions", "-p", "/", user, f"^{q(wire.queue_name(media))}$",
             r"^swgw\.(signers|replies)$", f"^{q(wire.queue_name(media))}$")
         conf = (tmp_path / "signer.toml")
         conf.write_text(conf.read_text().replace(AMQP, f"amqp://{user}:{password}@127.0.0.1:5672/%2F"))
-        remote = _remote(agent_host, pki)       # the central side (its own user: guest here) declares
+        remote = RemoteSigner("op-remote", url=f"amqp://{central}:{password}@127.0.0.1:5672/%2F", media_no=media,
+                              enterprise=ENT, secret=SECRET, trust=Trust(ca_file=pki["ca_dir"] / "ca.pem"),
+                              request_timeout=5.0)   # the central side, with the README's central user
         try:
             agent_host()
             with signing_for(ENT, "BK-PERM"):
@@ -304,3 +310,4 @@ def test_the_card_hosts_broker_user_reads_only_its_own_queue(agent_host, pki, tm
             admin.close()
     finally:
         ctl("delete_user", user)
+        ctl("delete_user", central)
