@@ -202,3 +202,20 @@ def test_rabbitmq_restarting_mid_signing_loses_and_doubles_nothing(site):
     doctor = site.ws.swgw("doctor", env=SECRETS)
     assert re.search(r"ok\s+signer card-a: card " + site.card.media_no + r".*card host pc-a", doctor.stdout), doctor.stdout
     assert re.search(r"ok\s+signer card-b: card " + site.media_b + r".*card host pc-b", doctor.stdout), doctor.stdout
+
+
+def test_a_refused_pin_halts_the_card_host_and_alarms_centrally(site):
+    (site.ws.root / "a.pin").write_bytes(b"999999\n")    # the operator's PIN file on the card host is wrong
+    site.start()
+    keys = site.drop("pin.csv", "RPA", "RPB", 2)
+    wait_for(lambda: list((site.ws.root / "outbox" / "alarms").glob("*-pin-refused.json")), 60,
+             what="the central pin-refused alarm")
+    time.sleep(1.5)
+    states = site.states()
+    assert {states[k] for k in keys if k.startswith("RPA")} == {"prepared"}, "nothing signed, nothing lost"
+    assert json.loads(site.card.state_file.read_text())["tries_left"] == 2, "exactly one PIN try was used"
+    shown = {r["signer"]: r for r in json.loads(site.ws.swgw("status", "--signers", "--json", check=True).stdout)}
+    assert shown["card-a"]["state"] == "halted"
+    alarm = next((site.ws.root / "outbox" / "alarms").glob("*-pin-refused.json")).read_text()
+    logs = "".join(site.ws.output(p) for p in site.ws.procs)
+    assert "999999" not in alarm + logs and PIN.decode() not in logs
