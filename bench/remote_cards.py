@@ -195,6 +195,22 @@ def run(tmp: Path, keys: dict, latency_ms: float, n_per_card: int, say, signatur
             p.terminate()
             p.wait(10)
         bed.stop()
+        _delete_queues(specs)
+
+
+def _delete_queues(specs) -> None:
+    """The cards' request queues (durable) go with the run: the broker is shared."""
+    import pika
+
+    from gateway import signer_wire
+
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP))
+    try:
+        ch = conn.channel()
+        for spec in specs:
+            ch.queue_delete(signer_wire.queue_name(spec.media_no))
+    finally:
+        conn.close()
 
 
 def _local(spec: testbed.CardSpec, n: int) -> tuple[float, list[float]]:
