@@ -8,7 +8,8 @@ DecMessage through intake's code, nothing stored), drop->sent and drop->final on
 embedded default, latency at a steady offered rate, the receipt path, the console's page times on a
 100,000-message PostgreSQL store and the fast CLI on 10,000 messages (console), a 10,000-row
 spreadsheet's read+map time and peak memory (xlsx), start-up (`swgw status` on 10,000 messages,
-`swgw run` to its first file sent), and (when the PC/SC stack is installed) card-bound mode.
+`swgw run` to its first file sent), and (when the PC/SC stack is installed) card-bound mode, local
+(cards) and through 1, 2 and 4 `swgw signer` card hosts (remote).
 """
 from __future__ import annotations
 
@@ -282,6 +283,14 @@ def main() -> int:
             print(f"card-bound mode skipped: {reason} (make test installs the PC/SC stack)")
         else:
             cards.run(tmp, keys, args.card_latency_ms, args.card_declarations, say)
+    if not only or "remote" in only:
+        import remote_cards
+
+        reason = remote_cards.available()
+        if reason:
+            print(f"remote card-bound mode skipped: {reason} (make test installs the PC/SC stack)")
+        else:
+            remote_cards.run(tmp, keys, args.card_latency_ms, args.card_declarations, say)
     if args.json:
         args.json.write_text(json.dumps(RESULTS, indent=2, ensure_ascii=False))
     return 0

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import abc
+import contextlib
+import contextvars
 from dataclasses import dataclass
 
 # Signature algorithms a signer may implement, by the name used in config.
@@ -66,3 +68,29 @@ class Signer(abc.ABC):
 
     def close(self) -> None:  # pragma: no cover - default no-op
         """Release the reader / key."""
+
+
+@dataclass(frozen=True)
+class Purpose:
+    """What a signature is for: a remote signer sends it with the bytes (the card host checks the
+    enterprise and keeps the business key in its audit log); a local card ignores it."""
+
+    enterprise: str
+    business_key: str
+
+
+_purpose: contextvars.ContextVar[Purpose | None] = contextvars.ContextVar("sign_purpose", default=None)
+
+
+@contextlib.contextmanager
+def signing_for(enterprise: str, business_key: str):
+    """Within this block, signatures are for this enterprise's message `business_key`."""
+    token = _purpose.set(Purpose(enterprise, business_key))
+    try:
+        yield
+    finally:
+        _purpose.reset(token)
+
+
+def current_purpose() -> Purpose | None:
+    return _purpose.get()

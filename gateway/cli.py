@@ -157,13 +157,18 @@ def map_cmd(config_path, dry_run, doc_type, show_xml, file):
 @click.option("--insp-customs", default="", help="orders of this 查验关区 (implies --inspection-orders)")
 @click.option("--unload-place", default="", help="orders of this 卸货地代码 (implies --inspection-orders)")
 @click.option("--enterprise", default="", help="with --inspection-orders: the enterprise code or 企业名称")
+@click.option("--signers", "signers_only", is_flag=True,
+              help="the signers as the running daemon last saw them (cards, card hosts' heartbeats)")
 @click.option("--json", "as_json", is_flag=True)
-def status(config_path, doc_type, state, key, overdue, orders_only, insp_customs, unload_place, enterprise, as_json):
+def status(config_path, doc_type, state, key, overdue, orders_only, insp_customs, unload_place, enterprise,
+           signers_only, as_json):
     """List messages with type, business key, state and last receipt (or inspection orders)."""
     from gateway.lifecycle import report
     from gateway.store import repo
 
     store = _store(config_path)
+    if signers_only:
+        return _signers_status(store, as_json)
     if orders_only or insp_customs or unload_place:
         return _orders_status(store, insp_customs, unload_place, enterprise, as_json)
     with store.sessions() as s:
@@ -189,6 +194,22 @@ def status(config_path, doc_type, state, key, overdue, orders_only, insp_customs
         cell = f"{modes[r['id']]:<{mw}} " if mw else ""
         click.echo(f"{r['id']:>5}  {r['type']:<{tw}} {r['key']:<{kw}} {r['state']:<{sw}} {cell}{r['updated'][:19]:<19}  "
                    f"{r['last_receipt']}{report.flag(r)}")
+
+
+def _signers_status(store, as_json: bool) -> None:
+    from gateway.store import summary
+
+    with store.sessions() as s:
+        rows = [{"signer": c.name.removeprefix("signer "), "state": c.state, "detail": c.detail,
+                 "since": c.since.isoformat(), "seen_at": c.seen_at.isoformat()}
+                for c in summary.components(s) if c.kind == "signer"]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no signer seen yet (is the daemon running?)")
+    for r in rows:
+        click.echo(f"{r['signer']:<16} {r['state']:<8} since {r['since'][:19]}  (seen {r['seen_at'][:19]})  {r['detail']}")
 
 
 def _short_submit(text: str) -> str:
@@ -336,7 +357,7 @@ def doctor(config_path):
                                               f"{bound[0].mofcom_code}")
                 continue
             line(True, f"signer {name}", f"card {info.media_no}, {info.holder}, enterprise {info.enterprise_code}; "
-                                         f"{role}")
+                                         f"{role}" + (f"; {info.reader}" if info.reader.startswith("card host") else ""))
         except Exception as exc:
             line(False, f"signer {name}", str(exc))
     try:
@@ -573,6 +594,34 @@ def sync_cmd(config_path, platform, what, enterprise, wait_s, history, as_json):
         if _time.monotonic() > deadline:
             raise Exit(1, f"no answer within {wait_s:g}s (is the daemon running?); see swgw sync --history")
         _time.sleep(0.2)
+
+
+@cli.command("signer")
+@click.option("--config", "config_path", default="config/signer.toml", show_default=True, envvar="SWGW_SIGNER_CONFIG",
+              type=click.Path(dir_okay=False), help="the card host's signer config")
+def signer_agent(config_path):
+    """Serve this host's card to the central gateway over RabbitMQ (until SIGTERM/SIGINT)."""
+    import signal
+    import threading
+
+    from gateway import log
+    from gateway.config import ConfigError, load_signer
+    from card.signer import SignerError
+    from gateway.signer_agent import open_agent
+
+    try:
+        cfg = load_signer(config_path)
+        log.setup(cfg.log.format, cfg.log.level)
+        agent = open_agent(cfg)
+    except (ConfigError, SignerError) as exc:
+        raise Exit(2, str(exc)) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        agent.run(stop)
+    finally:
+        agent.close()
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway import layering
 from gateway.console.settings import ConsoleConfig, MetricsConfig
@@ -113,7 +113,33 @@ class PcscSignerConfig(_Model):
     xmldsig: Literal["chinaport-2022", "ceb-2018"] = "chinaport-2022"   # the envelope signature's URIs
 
 
-SignerConfig = Annotated[Union[SoftwareSignerConfig, PcscSignerConfig], Field(discriminator="kind")]
+class RemoteSignerConfig(_Model):
+    """A card on another host, served by `swgw signer` there over RabbitMQ (README: card hosts)."""
+
+    kind: Literal["remote"] = "remote"
+    media_no: str                                # 介质号 of the card: its agent's queue is swgw.sign.<media_no>
+    enterprise: str                              # the card must be bound to this enterprise
+    holder: str = ""
+    url: str = "amqp://guest@127.0.0.1:5672/%2F"  # the central broker user; no password here
+    password: Secret | None = None
+    secret: Secret                               # the HMAC-SHA256 key shared with that agent only
+    cert_file: Path | None = None                # trust exactly this card certificate (pinned) …
+    ca_file: Path | None = None                  # … or any certificate issued by this CA
+    request_timeout: float = 30.0                # a request's deadline; no reply by then: the message waits
+    heartbeat_timeout: float = 15.0              # no heartbeat for this long: the agent is away
+    flag_after: float = 300.0                    # messages waiting this long for an away agent: an alarm
+    xmldsig: Literal["chinaport-2022", "ceb-2018"] = "chinaport-2022"   # the envelope signature's URIs
+
+    @model_validator(mode="after")
+    def _trust(self):
+        if self.ca_file is None and self.cert_file is None:
+            raise ValueError("a remote signer needs cert_file (the pinned card certificate) or ca_file "
+                             "(the CA that issues the cards): returned signatures are verified against it")
+        return self
+
+
+SignerConfig = Annotated[Union[SoftwareSignerConfig, PcscSignerConfig, RemoteSignerConfig],
+                         Field(discriminator="kind")]
 
 
 class FolderTransportConfig(_Model):
@@ -308,19 +334,57 @@ def load(path: str | os.PathLike) -> Config:
     """Load a config; `extends = "gateway.toml"` layers this file over another in its folder."""
     path = Path(path)
     raw = layering.read(path, ConfigError, "config file", same_folder=True)
+    cfg = _validated(Config, raw, path)
+    base = path.resolve().parent
+    cfg.source = path.resolve()
+    _resolve_paths(cfg, base)
+    _resolve_store_url(cfg, base)
+    _check_references(cfg, path)
+    return cfg
+
+
+def _validated(model, raw, path: Path):
     try:
-        cfg = Config.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-after", "tagged-union")))
             lines.append(f"{path}: [{loc}] {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
-    base = path.resolve().parent
+
+
+class AgentConfig(_Model):
+    """[agent] of a card host's signer.toml: the broker, the shared secret, where state is kept."""
+
+    url: str = "amqp://guest@127.0.0.1:5672/%2F"  # the card host's own broker user; no password here
+    password: Secret | None = None
+    secret: Secret                               # the HMAC-SHA256 key, the same as the central [signers.*] secret
+    state_dir: Path = Path("var/signer")         # nonces.sqlite (replay guard) and audit.jsonl (what was signed)
+    heartbeat_interval: float = 2.0               # well below the gateway's heartbeat_timeout (15 s)
+    name: str = ""                               # how the gateway shows this host (default: the host name)
+
+
+class SignerFile(_Model):
+    """`swgw signer --config signer.toml`: one card on this host, served to the central gateway."""
+
+    source: Path = Path("signer.toml")
+    agent: AgentConfig
+    card: Annotated[Union[SoftwareSignerConfig, PcscSignerConfig], Field(discriminator="kind")]
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    @property
+    def var_dir(self) -> Path:
+        return self.agent.state_dir
+
+
+def load_signer(path: str | os.PathLike) -> SignerFile:
+    """Load a card host's signer.toml (relative paths against its folder)."""
+    path = Path(path)
+    raw = layering.read(path, ConfigError, "config file", same_folder=True)
+    cfg = _validated(SignerFile, raw, path)
     cfg.source = path.resolve()
-    _resolve_paths(cfg, base)
-    _resolve_store_url(cfg, base)
-    _check_references(cfg, path)
+    _resolve_paths(cfg, path.resolve().parent)
     return cfg
 
 

@@ -14,7 +14,7 @@ import hashlib
 
 from lxml import etree
 
-from card.signer import CardAbsent, CardMismatch, PinError, SignerError
+from card.signer import CardAbsent, CardMismatch, PinError, SignerError, signing_for
 from gateway import (alarms, attachments, ccpit_filings, envelope, faults, fsutil, health, licence_use, metrics,
                      mofcom_filings, mofcom_key, signing, sync, xmlsafe)
 from gateway.lifecycle import retries, subscriptions
@@ -48,13 +48,15 @@ def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
         s.commit()  # no transaction (no SQLite write lock) while the card works
         for msg in batch:
             try:
-                _sign_one(rt, s, msg)
+                with signing_for(msg.enterprise, msg.business_key):   # a card host logs what it signs for
+                    _sign_one(rt, s, msg)
                 done += 1
                 health.signer(msg.signer, "present")
             except CardAbsent as exc:
                 health.signer(msg.signer, "absent", str(exc))
                 repo.note(s, msg, "parked", f"card absent, message waits unsigned: {exc}")
                 log.warning("card absent; signing parked", signer=msg.signer)
+                _flag_waiting(rt, s, msg.signer, exc)
                 break
             except mofcom_key.MofcomPinRefused as exc:   # the application fails; the key is never retried
                 repo.transition(s, msg, states.FAILED, f"MOFCOM key refused its PIN; nothing was sent: {exc}")
@@ -87,6 +89,16 @@ def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
         if done:
             faults.hit("after-sign-commit")
     return done
+
+
+def _flag_waiting(rt: Runtime, s, signer: str, exc: CardAbsent) -> None:
+    """A card host away for longer than its signer's `flag_after`: one alarm per absence."""
+    since, after = getattr(exc, "since", None), getattr(rt.signer_configs.get(signer), "flag_after", None)
+    if since is None or after is None or dt.datetime.now().timestamp() - since < after:
+        return
+    alarms.raise_once(rt, s, "signer-away", f"{signer} since {since:.0f}",
+                      f"signer {signer}: its card host has not answered for {after:g}s or more; its messages "
+                      f"stay prepared and go when it is back ({exc})", signer=signer)
 
 
 def _sign_one(rt: Runtime, s, msg: Message) -> None:

@@ -18,6 +18,7 @@ from gateway.config import (
     FolderTransportConfig,
     Operator,
     PcscSignerConfig,
+    RemoteSignerConfig,
     SftpTransportConfig,
     SoftwareSignerConfig,
 )
@@ -249,4 +250,10 @@ def open_signer(cfg: Config, name: str, sc) -> Signer:
             return value.encode()
 
         return PcscSigner(pin, reader=sc.reader, media_no=sc.media_no, enterprise_code=sc.enterprise)
+    if isinstance(sc, RemoteSignerConfig):
+        from gateway.remote_signer import RemoteSigner, Trust
+
+        return RemoteSigner(name, url=sc.url, password=sc.password, media_no=sc.media_no, enterprise=sc.enterprise,
+                            secret=sc.secret.read() or "", trust=Trust(sc.cert_file, sc.ca_file),
+                            request_timeout=sc.request_timeout, heartbeat_timeout=sc.heartbeat_timeout)
     raise ConfigError(f"signer {name}: kind {sc.kind!r} is not available")
