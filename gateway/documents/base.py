@@ -58,12 +58,17 @@ class _Positions(dict):
     def __init__(self):
         super().__init__()
         self.wrappers: dict[str, str] = {}
+        self.orders: dict[tuple, list] = {}    # a record's field names -> [(name, qualified name)] in order
 
 
 @dataclass
 class Built:
     root: etree._Element
-    origins: dict = field(default_factory=dict)   # element -> Origin
+    origins: dict = field(default_factory=dict)   # element -> Origin, or the Value it holds (see origin())
+
+    def origin(self, elem) -> Origin | None:
+        found = self.origins.get(elem)
+        return found.origin if isinstance(found, Value) else found
     keys: dict[str, str] = field(default_factory=dict)
 
 
@@ -171,11 +176,19 @@ class DocumentFamily(abc.ABC):
     def _record(self, built: Built, elem, name: str, rec: dict) -> None:
         """One record's element: its values in schema order; records nested in it (a list under
         the nested element's name) become that element, inside its wrapper when it has one."""
-        origin = None
-        q = self._q
+        first = None
         pos = self._positions(name)
+        keys = tuple(rec)
+        order = pos.orders.get(keys)
+        if order is None:   # the records of a mapping share a few sets of fields: each sorted once
+            if len(pos.orders) > 256:
+                pos.orders.clear()
+            order = pos.orders[keys] = [(k, self._q(k)) for k in sorted((k for k in rec if k in pos),
+                                                                        key=pos.__getitem__)]  # others: not elements
+        origins = built.origins
         wrappers: dict[str, object] = {}
-        for fname in sorted((k for k in rec if k in pos), key=pos.__getitem__):  # others: not elements
+        sub_element = etree.SubElement
+        for fname, qname in order:
             value = rec[fname]
             if isinstance(value, list):
                 wrapper_name = pos.wrappers.get(fname)
@@ -185,16 +198,16 @@ class DocumentFamily(abc.ABC):
                         continue
                     parent = wrappers.get(wrapper_name)
                     if parent is None:
-                        parent = wrappers[wrapper_name] = etree.SubElement(elem, q(wrapper_name))
+                        parent = wrappers[wrapper_name] = sub_element(elem, self._q(wrapper_name))
                 for r in value:
-                    self._record(built, etree.SubElement(parent, q(fname)), fname, r)
+                    self._record(built, sub_element(parent, qname), fname, r)
                 continue
-            sub = etree.SubElement(elem, q(fname))
+            sub = sub_element(elem, qname)
             sub.text = value.text
-            built.origins[sub] = value.origin
-            if origin is None:
-                origin = value.origin
-        built.origins[elem] = origin if origin is not None else Origin()
+            origins[sub] = value     # its origin is made only when an error names it
+            if first is None:
+                first = value
+        origins[elem] = first if first is not None else Origin()
 
     def _positions(self, name: str) -> "_Positions":
         """Where each child of a record goes in schema order: its own elements, and the items of
@@ -215,9 +228,9 @@ class DocumentFamily(abc.ABC):
         """Turn schema errors into located field errors."""
         out = []
         for err in errors:
-            origin = built.origins.get(err.element) if err.element is not None else None
+            origin = built.origin(err.element) if err.element is not None else None
             if origin is None and err.element is not None:  # error on a parent: use its first child's origin
-                origin = built.origins.get(err.element.getparent()) if err.element.getparent() is not None else None
+                origin = built.origin(err.element.getparent()) if err.element.getparent() is not None else None
             path = err.path
             field_name = "/".join(p.split("[")[0] for p in path.split("/")[-2:])
             value = err.element.text if err.element is not None and len(err.element) == 0 else None

@@ -37,6 +37,18 @@ class Table:
             self._index = {c: i + 1 for i, c in reversed(list(enumerate(self.columns)))}
         return self._index.get(name)
 
+    def locator(self):
+        """origin(row, column) for this table's values, keeping the header (and, for JSON/XML, the
+        values' paths) but not the rows themselves."""
+        if self.paths is not None:
+            return self.origin
+        index = {c: i + 1 for i, c in reversed(list(enumerate(self.columns)))}
+        sheet = self.sheet
+
+        def locate(row: int, column: str | None) -> Origin:
+            return Origin(row, column, index.get(column) if column else None, sheet=sheet)
+        return locate
+
     def origin(self, row: int, column: str | None) -> Origin:
         if self.paths is None:
             return Origin(row, column, self.column_number(column) if column else None, sheet=self.sheet)
