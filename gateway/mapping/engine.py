@@ -268,7 +268,13 @@ class Mapping:
         return plan
 
 
-FieldPlan = tuple   # (name, column, constant, converter, empty_is_nothing, "Section/Field")
+FieldPlan = tuple   # (name, column, constant, converter, empty_is_nothing, "Section/Field", memo or None)
+_MEMO = 4096        # raw texts remembered per field
+
+
+def _changing(f: FieldSpec, codes: CodeTables) -> bool:
+    """Does the field's check read a table the store adds to while the daemon runs?"""
+    return bool((f.codes and f.codes in codes._overlays) or (f.lookup and f.lookup[0] in codes._overlays))
 
 
 class SectionPlan:
@@ -278,8 +284,12 @@ class SectionPlan:
 
     def __init__(self, spec: SectionSpec, fields: list[FieldSpec], codes: CodeTables):
         self.spec = spec
+        # each field's converter, and a memo of what it said of each raw text (a drop file repeats its
+        # codes, units, dates and head values on every row); none for a check against data the store
+        # keeps changing (an overlay: approved filings)
         self.fields: list[FieldPlan] = [
-            (f.name, f.column, f.value or "", converter(f, codes), f.empty_is_nothing, f"{spec.name}/{f.name}")
+            (f.name, f.column, f.value or "", converter(f, codes), f.empty_is_nothing, f"{spec.name}/{f.name}",
+             None if _changing(f, codes) else {})
             for f in fields]
         self.group_columns = [f.column for f in fields if f.column]
         skip = next((f for f in spec.fields if f.name == spec.skip_if_empty), None) if spec.skip_if_empty else None
@@ -415,11 +425,19 @@ class Plan:
         rec: Record = {}
         bad_columns = None
         get = values.get
-        for name, column, constant, convert_one, empty_is_nothing, label in fields:
+        for name, column, constant, convert_one, empty_is_nothing, label, memo in fields:
             raw = get(column, "") if column else constant
             if not raw and empty_is_nothing:   # an empty optional cell: nothing to check, nothing to keep
                 continue
-            text, err = convert_one(raw)
+            if memo is None:
+                text, err = convert_one(raw)
+            else:
+                said = memo.get(raw)
+                if said is None:
+                    if len(memo) >= _MEMO:
+                        memo.clear()
+                    said = memo[raw] = convert_one(raw)
+                text, err = said
             if err:
                 # one bad code read by several fields (ExporterCode, its name, its address) is one error
                 if bad_columns is None:
