@@ -39,6 +39,7 @@ rules) can report errors in terms of the user's file.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -280,7 +281,7 @@ def _changing(f: FieldSpec, codes: CodeTables) -> bool:
 class SectionPlan:
     """One section compiled: its active fields with their converters, and what picks its rows."""
 
-    __slots__ = ("spec", "fields", "group_columns", "skip_column", "dedupe_columns")
+    __slots__ = ("spec", "fields", "cells", "skip_column", "dedupe_columns")
 
     def __init__(self, spec: SectionSpec, fields: list[FieldSpec], codes: CodeTables):
         self.spec = spec
@@ -291,7 +292,8 @@ class SectionPlan:
             (f.name, f.column, f.value or "", converter(f, codes), f.empty_is_nothing, f"{spec.name}/{f.name}",
              None if _changing(f, codes) else {})
             for f in fields]
-        self.group_columns = [f.column for f in fields if f.column]
+        columns = [f.column for f in fields if f.column]
+        self.cells = operator.itemgetter(*columns, columns[0]) if columns else None  # always a tuple
         skip = next((f for f in spec.fields if f.name == spec.skip_if_empty), None) if spec.skip_if_empty else None
         self.skip_column = skip.column if skip is not None and skip.column else None
         self.dedupe_columns = [f.column for f in fields if f.name in spec.dedupe_by and f.column] \
@@ -403,11 +405,15 @@ class Plan:
     @staticmethod
     def _check_consistent(sp: SectionPlan, rows, errors):
         """A per-group section's columns hold the same value on every row of the document."""
-        columns = sp.group_columns
+        cells = sp.cells
+        if cells is not None:
+            try:
+                same = cells(rows[0][1])
+                if all(cells(values) == same for _, values, _ in rows[1:]):
+                    return   # the raw cells are equal, so the stripped ones are
+            except KeyError:  # a record without one of the columns (JSON, XML): compared one by one
+                pass
         first_values = rows[0][1]
-        same = [first_values.get(c) for c in columns]
-        if all([values.get(c) for c in columns] == same for _, values, _ in rows[1:]):
-            return   # the raw cells are equal, so the stripped ones are
         for name, column, *_ in (f for f in sp.fields if f[1]):
             first = first_values.get(column, "").strip()
             for row_no, values, ref in rows[1:]:
