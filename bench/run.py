@@ -7,7 +7,8 @@ swgw's own map/build/sign code without store or transport), mapping only (CSV ->
 DecMessage through intake's code, nothing stored), drop->sent and drop->final on the
 embedded default, latency at a steady offered rate, the receipt path, the console's page times on a
 100,000-message PostgreSQL store and the fast CLI on 10,000 messages (console), a 10,000-row
-spreadsheet's read+map time and peak memory (xlsx), start-up (`swgw status` on 10,000 messages,
+spreadsheet's read+map time and peak memory (xlsx), a 50,000-row CSV's
+evaluation time and peak memory (bigfile), start-up (`swgw status` on 10,000 messages,
 `swgw run` to its first file sent), and (when the PC/SC stack is installed) card-bound mode.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -114,7 +116,8 @@ def drop_and_wait(site, files, state: str) -> tuple[float, list[float], dict, di
 def bench_drop_to_sent(tmp: Path, keys, files, base_rate: float, name="embedded drop->sent", **site_opts) -> None:
     site = harness.Site(tmp / name.replace(" ", "_").replace(">", ""), keys, **site_opts)
     rate, lat, before, after = drop_and_wait(site, files, "sent")
-    say(name, declarations=len(lat), per_s=rate, ratio_to_baseline=rate / base_rate, latency=harness.summary(lat))
+    say(name, declarations=len(lat), per_s=rate, ratio_to_baseline=rate / base_rate, latency=harness.summary(lat),
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)   # the daemon runs in this process
     print(f"    where the time goes: {stage_report(before, after)}")
 
 
@@ -266,6 +269,10 @@ def main() -> int:
         import console
 
         console.run(say, args.console_messages, args.cli_messages)
+    if not only or "bigfile" in only:
+        import bigfile
+
+        bigfile.run(tmp, say)
     if not only or "xlsx" in only:
         import spreadsheet
 

@@ -38,6 +38,7 @@ rules) can report errors in terms of the user's file.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import operator
 import re
@@ -157,6 +158,12 @@ class Mapped:
     enterprise_field: str | None = None   # where the enterprise code was read, when not the mapping's column
     attachments: list = field(default_factory=list)   # attachments.Named: files the document names
 
+    def settled(self) -> "Mapped":
+        """What is kept of an evaluated document until it is stored: its key, rows, origins, errors,
+        attachments and each section's first record (what a family's replaces() reads), not every
+        goods line's values."""
+        return dataclasses.replace(self, sections={name: items[:1] for name, items in self.sections.items()})
+
     def first(self, section: str) -> Record:
         items = self.sections.get(section) or [{}]
         return items[0]
@@ -248,13 +255,40 @@ class Mapping:
         return readers.READERS[self.format](data, encoding=encoding, **options)
 
     def apply(self, table: readers.Table) -> list[Mapped]:
+        return list(self.documents(table))
+
+    def documents(self, table: readers.Table):
+        """The table's documents, one at a time, in the order their first rows come. A CSV is read
+        in two passes — the grouping column, then the rows — so each document is mapped as soon as
+        its last row is read and its rows are let go: memory holds the documents still open (one,
+        for an export that writes each document's rows together), not the file's rows."""
         plan = self.plan(table)
         locate = table.locator()
         group_by = self.group_by
-        groups: dict[str, list[tuple[int, dict[str, str], RowRef]]] = {}
-        for row_no, values in table.rows:
-            groups.setdefault(values.get(group_by, "").strip(), []).append((row_no, values, RowRef(locate, row_no)))
-        return [plan.map_group(key, rows) for key, rows in groups.items()]
+        rows = table.rows
+        if not isinstance(rows, readers.CsvRows):   # JSON, XML, a sheet: their rows are read already
+            groups: dict[str, list[tuple[int, dict[str, str], RowRef]]] = {}
+            for row_no, values in rows:
+                groups.setdefault(values.get(group_by, "").strip(), []).append((row_no, values, RowRef(locate, row_no)))
+            for key, group in groups.items():
+                yield plan.map_group(key, group)
+            return
+        last: dict[str, int] = {}
+        for row_no, value in rows.column(group_by):
+            last[value.strip()] = row_no
+        order = iter(list(last))                   # keys by first row (dicts keep insertion order)
+        waiting = next(order, None)
+        open_: dict[str, list] = {}
+        done: set[str] = set()
+        for row_no, values in rows:
+            key = values.get(group_by, "").strip()
+            open_.setdefault(key, []).append((row_no, values, RowRef(locate, row_no)))
+            if row_no == last[key]:
+                done.add(key)
+                while waiting is not None and waiting in done:
+                    yield plan.map_group(waiting, open_.pop(waiting))
+                    done.discard(waiting)
+                    waiting = next(order, None)
 
     def plan(self, table: readers.Table) -> "Plan":
         """The mapping compiled for this file's header (cached: the files of one export share it)."""
