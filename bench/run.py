@@ -155,8 +155,10 @@ def bench_drop_to_final(tmp: Path, keys, files, base_rate: float) -> None:
     print(f"    where the time goes: {stage_report(before, after)}")
 
 
-def bench_offered(tmp: Path, keys, rate: float, seconds: float) -> None:
-    site = harness.Site(tmp / "offered", keys)
+def bench_offered(tmp: Path, keys, rate: float, seconds: float, watch: str = "auto", poll_interval: float = 0.5) -> None:
+    """One declaration a file at `rate` files/s, at the default poll interval: woken by inotify
+    (watch auto) or by polling alone (watch poll)."""
+    site = harness.Site(tmp / f"offered-{watch}", keys, poll_interval=poll_interval, watch=watch)
     rt, daemon = site.open()
     files = workload.files(int(rate * seconds), 1, "OFR", seed=11)
     running = harness.Running(daemon)
@@ -173,8 +175,8 @@ def bench_offered(tmp: Path, keys, rate: float, seconds: float) -> None:
     sent = site.event_times("sent")
     running.stop()
     lat = [sent[k] - dropped[k] for k in sent]
-    say(f"latency at {rate:.0f}/s offered", declarations=len(lat), latency=harness.summary(lat),
-        p99_ms=harness.percentile(lat, 99) * 1000)
+    say(f"latency at {rate:.0f}/s offered, watch {watch}", declarations=len(lat), latency=harness.summary(lat),
+        p99_ms=harness.percentile(lat, 99) * 1000, poll_interval_s=poll_interval)
 
 
 def bench_receipts(tmp: Path, keys, n: int) -> None:
@@ -231,6 +233,7 @@ def main() -> int:
     ap.add_argument("--per-file", type=int, default=50)
     ap.add_argument("--offered-rate", type=float, default=100)
     ap.add_argument("--offered-seconds", type=float, default=10)
+    ap.add_argument("--idle-rate", type=float, default=5, help="a rate at which the daemon waits between files")
     ap.add_argument("--card-latency-ms", type=float, default=240, help="virtual card signing latency")
     ap.add_argument("--card-declarations", type=int, default=20, help="declarations per card in card-bound mode")
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -262,7 +265,9 @@ def main() -> int:
     if not only or "final" in only:
         bench_drop_to_final(tmp, keys, files[: max(1, len(files) // 4)], base)
     if not only or "offered" in only:
-        bench_offered(tmp, keys, args.offered_rate, args.offered_seconds)
+        for rate, secs in ((args.offered_rate, args.offered_seconds), (args.idle_rate, 6)):
+            bench_offered(tmp, keys, rate, secs, "auto")   # inotify wakes the loop
+            bench_offered(tmp, keys, rate, secs, "poll")   # the same, polling every 0.5 s
     if not only or "receipts" in only:
         bench_receipts(tmp, keys, min(args.declarations, 500))
     if not only or "console" in only:
