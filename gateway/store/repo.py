@@ -8,7 +8,7 @@ from gateway.store.models import Event, Message, MessageKey, Receipt, utcnow
 
 
 def transition(session: Session, msg: Message, to_state: str, detail: str = "") -> None:
-    msg.events.add(Event(kind="state", from_state=msg.state, to_state=to_state, detail=detail))
+    _add_event(session, msg, Event(kind="state", from_state=msg.state, to_state=to_state, detail=detail))
     msg.state = to_state
     msg.updated_at = utcnow()
 
@@ -18,6 +18,16 @@ def note(session: Session, msg: Message | None, kind: str, detail: str) -> None:
         msg = None
     event = Event(kind=kind, from_state=msg.state if msg else "", to_state=msg.state if msg else "", detail=detail)
     if msg is None:
+        session.add(event)
+    else:
+        _add_event(session, msg, event)
+
+
+def _add_event(session: Session, msg: Message, event: Event) -> None:
+    """A stored message's event is a row naming it (msg.events would build a query each time);
+    a new message's goes through the relationship, which learns its id at the flush."""
+    if msg.id is not None and session is not None:
+        event.message_id = msg.id
         session.add(event)
     else:
         msg.events.add(event)
