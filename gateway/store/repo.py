@@ -24,13 +24,17 @@ def note(session: Session, msg: Message | None, kind: str, detail: str) -> None:
 
 
 def _add_event(session: Session, msg: Message, event: Event) -> None:
-    """A stored message's event is a row naming it (msg.events would build a query each time);
-    a new message's goes through the relationship, which learns its id at the flush."""
-    if msg.id is not None and session is not None:
-        event.message_id = msg.id
-        session.add(event)
-    else:
+    """An event is a row naming its message (msg.events, the write-only collection, would build a
+    query each time): by id when the message is stored, else by the relationship that learns the
+    id at the flush."""
+    if session is None:
         msg.events.add(event)
+        return
+    if msg.id is not None:
+        event.message_id = msg.id
+    else:
+        event.message = msg
+    session.add(event)
 
 
 def add_key(msg: Message, name: str, value: str) -> None:
