@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 
 from gateway.mapping.errors import InputError, Origin
@@ -140,7 +141,7 @@ def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",", **_) -> 
     except csv.Error as exc:
         raise InputError(f"header: {exc}", row=1) from None
     header = [h.strip() for h in header]
-    dupes = {h for h in header if header.count(h) > 1 and h}
+    dupes = {h for h, n in Counter(header).items() if n > 1 and h}
     if dupes:
         raise InputError(f"header repeats column(s) {', '.join(sorted(dupes))}", row=1)
     count = 0
