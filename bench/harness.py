@@ -46,7 +46,8 @@ class Site:
 
     def __init__(self, root: Path, keys: dict, store_url: str | None = None, sandbox: bool = False,
                  signer_toml: str | None = None, transport_toml: str | None = None, extra_toml: str = "",
-                 sandbox_transport_toml: str | None = None, operators_toml: str | None = None):
+                 sandbox_transport_toml: str | None = None, operators_toml: str | None = None,
+                 poll_interval: float = 0.02, watch: str = "auto"):
         self.root = root
         if root.exists():
             shutil.rmtree(root)
@@ -75,7 +76,8 @@ class Site:
         (root / "gateway.toml").write_text(textwrap.dedent(f"""
             [gateway]
             var_dir = "var"
-            poll_interval = 0.02
+            poll_interval = {poll_interval}
+            watch = "{watch}"
             [store]
             url = "{self.store_url}"
             url_env = "SWGW_BENCH_NO_OVERRIDE"

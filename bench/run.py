@@ -7,7 +7,8 @@ swgw's own map/build/sign code without store or transport), mapping only (CSV ->
 DecMessage through intake's code, nothing stored), drop->sent and drop->final on the
 embedded default, latency at a steady offered rate, the receipt path, the console's page times on a
 100,000-message PostgreSQL store and the fast CLI on 10,000 messages (console), a 10,000-row
-spreadsheet's read+map time and peak memory (xlsx), start-up (`swgw status` on 10,000 messages,
+spreadsheet's read+map time and peak memory (xlsx), a 50,000-row CSV's
+evaluation time and peak memory (bigfile), start-up (`swgw status` on 10,000 messages,
 `swgw run` to its first file sent), and (when the PC/SC stack is installed) card-bound mode, local
 (cards) and through 1, 2 and 4 `swgw signer` card hosts (remote).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -115,7 +117,8 @@ def drop_and_wait(site, files, state: str) -> tuple[float, list[float], dict, di
 def bench_drop_to_sent(tmp: Path, keys, files, base_rate: float, name="embedded drop->sent", **site_opts) -> None:
     site = harness.Site(tmp / name.replace(" ", "_").replace(">", ""), keys, **site_opts)
     rate, lat, before, after = drop_and_wait(site, files, "sent")
-    say(name, declarations=len(lat), per_s=rate, ratio_to_baseline=rate / base_rate, latency=harness.summary(lat))
+    say(name, declarations=len(lat), per_s=rate, ratio_to_baseline=rate / base_rate, latency=harness.summary(lat),
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)   # the daemon runs in this process
     print(f"    where the time goes: {stage_report(before, after)}")
 
 
@@ -153,8 +156,10 @@ def bench_drop_to_final(tmp: Path, keys, files, base_rate: float) -> None:
     print(f"    where the time goes: {stage_report(before, after)}")
 
 
-def bench_offered(tmp: Path, keys, rate: float, seconds: float) -> None:
-    site = harness.Site(tmp / "offered", keys)
+def bench_offered(tmp: Path, keys, rate: float, seconds: float, watch: str = "auto", poll_interval: float = 0.5) -> None:
+    """One declaration a file at `rate` files/s, at the default poll interval: woken by inotify
+    (watch auto) or by polling alone (watch poll)."""
+    site = harness.Site(tmp / f"offered-{watch}", keys, poll_interval=poll_interval, watch=watch)
     rt, daemon = site.open()
     files = workload.files(int(rate * seconds), 1, "OFR", seed=11)
     running = harness.Running(daemon)
@@ -171,8 +176,8 @@ def bench_offered(tmp: Path, keys, rate: float, seconds: float) -> None:
     sent = site.event_times("sent")
     running.stop()
     lat = [sent[k] - dropped[k] for k in sent]
-    say(f"latency at {rate:.0f}/s offered", declarations=len(lat), latency=harness.summary(lat),
-        p99_ms=harness.percentile(lat, 99) * 1000)
+    say(f"latency at {rate:.0f}/s offered, watch {watch}", declarations=len(lat), latency=harness.summary(lat),
+        p99_ms=harness.percentile(lat, 99) * 1000, poll_interval_s=poll_interval)
 
 
 def bench_receipts(tmp: Path, keys, n: int) -> None:
@@ -229,6 +234,7 @@ def main() -> int:
     ap.add_argument("--per-file", type=int, default=50)
     ap.add_argument("--offered-rate", type=float, default=100)
     ap.add_argument("--offered-seconds", type=float, default=10)
+    ap.add_argument("--idle-rate", type=float, default=5, help="a rate at which the daemon waits between files")
     ap.add_argument("--card-latency-ms", type=float, default=240, help="virtual card signing latency")
     ap.add_argument("--card-declarations", type=int, default=20, help="declarations per card in card-bound mode")
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -260,13 +266,19 @@ def main() -> int:
     if not only or "final" in only:
         bench_drop_to_final(tmp, keys, files[: max(1, len(files) // 4)], base)
     if not only or "offered" in only:
-        bench_offered(tmp, keys, args.offered_rate, args.offered_seconds)
+        for rate, secs in ((args.offered_rate, args.offered_seconds), (args.idle_rate, 6)):
+            bench_offered(tmp, keys, rate, secs, "auto")   # inotify wakes the loop
+            bench_offered(tmp, keys, rate, secs, "poll")   # the same, polling every 0.5 s
     if not only or "receipts" in only:
         bench_receipts(tmp, keys, min(args.declarations, 500))
     if not only or "console" in only:
         import console
 
         console.run(say, args.console_messages, args.cli_messages)
+    if not only or "bigfile" in only:
+        import bigfile
+
+        bigfile.run(tmp, say)
     if not only or "xlsx" in only:
         import spreadsheet
 

@@ -265,6 +265,7 @@ class SandboxConfig(_Model):
 class GatewayConfig(_Model):
     var_dir: Path = Path("var")
     poll_interval: float = 0.5
+    watch: Literal["auto", "inotify", "poll"] = "auto"   # wake on drop-folder changes (inotify) or poll only
     batch_size: int = 200
     unmatched_outbox: Path = Path("outbox/unmatched")
     inspection_order_outbox: Path = Path("outbox/inspection-order")   # orders for declarations swgw does not know

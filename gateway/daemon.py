@@ -22,6 +22,7 @@ from gateway.sandbox import settings as sandbox_settings
 from gateway.sandbox.peer import Peer, open_peer
 from gateway.signwork import SigningWorkers
 from gateway.sources import folder
+from gateway.sources.watch import Wakeup
 from gateway.store import states
 from gateway.store.models import Message, Receipt
 from gateway.transports import links
@@ -47,6 +48,7 @@ class Daemon:
         self.queue_intake = None   # AmqpIntake, when [amqp_intake] is configured
         self.lifecycle: lifecycle.Lifecycle | None = None
         self.metrics = None        # MetricsServer, when [metrics] listen is set
+        self.wakeup: Wakeup | None = None   # wakes the loop when a drop folder changes or a signer signed
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -70,7 +72,8 @@ class Daemon:
                 self._peer_proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "sandbox", "--config",
                                                     str(sb.config)])
         self.queue_intake = open_amqp_intake(self.rt.config)
-        self.signing = SigningWorkers(self.rt, self.stop)
+        self.wakeup = self._watch()
+        self.signing = SigningWorkers(self.rt, self.stop, signed=self.wakeup.poke)
         self.signing.start()
         recovered = intake.run_once(self.rt, recover=True)
         if recovered:
@@ -90,6 +93,8 @@ class Daemon:
             self.metrics.close()
         if self.signing:
             self.signing.join()
+        if self.wakeup is not None:
+            self.wakeup.close()
         if self._peer_thread:
             self._peer_thread.join(timeout=5)
         if self._peer_proc:
@@ -116,8 +121,17 @@ class Daemon:
     # -- the loop ---------------------------------------------------------------------
     def tick(self) -> int:
         health.publish(self.rt, every=2.0)  # links and signers, for the console
-        return intake.run_once(self.rt) + self._take_records() + pipeline.step(self.rt, sign=self.signing is None) \
+        taken = intake.run_once(self.rt) + self._take_records()
+        if taken and self.signing is not None:
+            self.signing.nudge()   # the signing threads sign what was just prepared, without waiting a poll
+        return taken + pipeline.step(self.rt, sign=self.signing is None) \
             + sync.send_queued(self.rt)   # 数据同步 requests queued by `swgw sync` or the daily job
+
+    def _watch(self) -> Wakeup:
+        folders = [dt.source.inbox for dt in self.rt.doc_types.values() if getattr(dt.source, "inbox", None)]
+        wakeup = Wakeup(folders, self.rt.config.gateway.watch)
+        log.info("watching drop folders", how=wakeup.mode, poll_interval=self.rt.config.gateway.poll_interval)
+        return wakeup
 
     def _take_records(self) -> int:
         if self.queue_intake is None:
@@ -133,10 +147,12 @@ class Daemon:
     def run(self) -> None:
         interval = self.rt.config.gateway.poll_interval
         log.info("running", documents=list(self.rt.doc_types), transports=list(self.rt.transports))
+        if self.wakeup is None:
+            self.wakeup = self._watch()
         while not self.stop.is_set():
             try:
-                if not self.tick():
-                    self.stop.wait(interval)
+                if not self.tick():   # idle: until a folder changes, a signer signed, or the poll interval
+                    self.wakeup.wait(interval, self.stop)
             except Exception as exc:  # one bad pass must not stop the daemon
                 log.error("pass failed; continuing", error=f"{type(exc).__name__}: {exc}")
                 self.stop.wait(max(interval, 1.0))

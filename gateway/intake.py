@@ -154,24 +154,32 @@ def _committed_from_work(s, previous: IntakeFile, claimed: Claimed) -> bool:
     return (previous.report or {}).get("claimed_as") == claimed.path.name
 
 
-def read_documents(rt: Runtime, dt: DocType, data: bytes, mapping=None) -> tuple[str, list[Mapped], str]:
+def read_documents(rt: Runtime, dt: DocType, data: bytes, mapping=None, stream: bool = False
+                   ) -> tuple[str, list[Mapped], str]:
     """The documents of a file or record: (encoding, mapped documents, what read them). The reader
     is chosen by the content: the family's own XML document (a DecMessage another builder wrote)
-    is taken as it is; anything else goes through the type's mapping (CSV, JSON, XML records)."""
+    is taken as it is; anything else goes through the type's mapping (CSV, JSON, XML records).
+    `stream`: the documents one at a time as the mapping makes them (an iterator), not a list."""
     mapping = mapping or dt.mapping
     if dt.family.native_key and native.sniff(data, dt.family.root_name):
         encoding, documents = native.read(data, dt.family, mapping, rt.enterprise)
         return encoding, documents, f"{dt.family.root_name} as written"
     table = mapping.read(data, dt.encoding)
-    return table.encoding, mapping.apply(table), f"mapping {mapping.path.name}"
+    documents = mapping.documents(table) if stream else mapping.apply(table)
+    return table.encoding, documents, f"mapping {mapping.path.name}"
 
 
 def _evaluate_file(rt: Runtime, dt: DocType, data: bytes, mapping=None) -> tuple[str, list[Evaluation]] | InputError:
     """Read, map and evaluate every document of a file: (encoding, evaluations), or the input error."""
     try:
         data, files = unpack(dt, data)
-        encoding, documents, _ = read_documents(rt, dt, data, mapping)
-        return encoding, [evaluate(rt, dt, mapped, files) for mapped in documents]
+        encoding, documents, _ = read_documents(rt, dt, data, mapping, stream=True)
+        evaluations = []
+        for mapped in documents:   # one at a time: what is kept of each is its document and key
+            ev = evaluate(rt, dt, mapped, files)
+            ev.mapped = mapped.settled()
+            evaluations.append(ev)
+        return encoding, evaluations
     except InputError as exc:
         return exc
 

@@ -67,18 +67,40 @@ def attachment_records(files: list) -> list[dict[str, Value]]:
         for i, att in enumerate(files, start=1)]
 
 
+class _NotAsText(Exception):
+    """A value the text form of a document cannot carry unchanged."""
+
+
+_TEXT_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def _escape_attr(value: str) -> str:
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;").replace(">", "&gt;")
+
+
 class _Positions(dict):
     """child name -> rank in schema order; `wrappers`: nested item name -> its wrapper's name."""
 
     def __init__(self):
         super().__init__()
         self.wrappers: dict[str, str] = {}
+        self.orders: dict[tuple, list] = {}    # a record's field names -> [(name, qualified name)] in order
 
 
 @dataclass
 class Built:
     root: etree._Element
-    origins: dict = field(default_factory=dict)   # element -> Origin
+    origins: dict = field(default_factory=dict)   # element -> Origin, or the Value it holds (see origin())
+    rebuild: object = None    # a tree parsed from text: builds it again element by element for origins
+
+    def origin(self, elem) -> Origin | None:
+        if self.rebuild is not None:   # the same tree built with origins: its elements pair with ours
+            located = self.rebuild()
+            self.rebuild = None
+            self.origins = {mine: located.origins.get(theirs)
+                            for mine, theirs in zip(self.root.iter(), located.root.iter())}
+        found = self.origins.get(elem)
+        return found.origin if isinstance(found, Value) else found
     keys: dict[str, str] = field(default_factory=dict)
 
 
@@ -159,10 +181,81 @@ class DocumentFamily(abc.ABC):
     root_attributes: dict[str, str] = {}  # attributes the root carries (DecMessage version)
 
     def build(self, mapped: Mapped) -> Built:
+        """The document's tree: written as text in schema order and parsed by lxml in one call (what
+        each element came from is found only when an error asks, see Built.origin); a value the text
+        cannot carry as it is (a carriage return, an empty text) builds element by element."""
+        try:
+            out: list[str] = []
+            self._text_fill(out, self.root_name, mapped)
+        except _NotAsText:
+            return self.build_elements(mapped)
+        attrs = "".join(f' {k}="{_escape_attr(v)}"' for k, v in self.root_attributes.items())
+        text = f'<{self.root_name} xmlns="{_escape_attr(self.namespace)}"{attrs}>{"".join(out)}</{self.root_name}>'
+        try:
+            root = etree.fromstring(text, _TEXT_PARSER)
+        except (etree.XMLSyntaxError, ValueError):   # a character XML cannot hold: as the elements say it
+            return self.build_elements(mapped)
+        return Built(root=root, rebuild=lambda: self.build_elements(mapped))
+
+    def build_elements(self, mapped: Mapped) -> Built:
+        """The document built element by element, each element's origin kept."""
         built = Built(root=etree.Element(self._q(self.root_name), self.root_attributes,
                                          nsmap={None: self.namespace}))
         self._fill(built, built.root, self.root_name, mapped)
         return built
+
+    def _text_fill(self, out: list[str], parent_name: str, mapped: Mapped) -> None:
+        """_fill as text."""
+        for child in self.order.get(parent_name, []):
+            if child in mapped.sections:
+                for rec in mapped.sections[child]:
+                    if rec:
+                        self._text_record(out, child, rec)
+            elif child in self.order and self._has_data(child, mapped):
+                out.append(f"<{child}>")
+                self._text_fill(out, child, mapped)
+                out.append(f"</{child}>")
+
+    def _text_record(self, out: list[str], name: str, rec: dict) -> None:
+        """_record as text: the same elements in the same order."""
+        pos = self._positions(name)
+        keys = tuple(rec)
+        order = pos.orders.get(keys)
+        if order is None:
+            if len(pos.orders) > 256:
+                pos.orders.clear()
+            order = pos.orders[keys] = [(k, self._q(k)) for k in sorted((k for k in rec if k in pos),
+                                                                        key=pos.__getitem__)]
+        append = out.append
+        append(f"<{name}>")
+        open_wrapper = None
+        for fname, _ in order:
+            value = rec[fname]
+            if isinstance(value, list):
+                wrapper_name = pos.wrappers.get(fname)
+                if wrapper_name is not None and not value:
+                    continue
+                if wrapper_name != open_wrapper:
+                    if open_wrapper is not None:
+                        append(f"</{open_wrapper}>")
+                    if wrapper_name is not None:
+                        append(f"<{wrapper_name}>")
+                    open_wrapper = wrapper_name
+                for r in value:
+                    self._text_record(out, fname, r)
+                continue
+            if open_wrapper is not None:
+                append(f"</{open_wrapper}>")
+                open_wrapper = None
+            text = value.text
+            if not text or "\r" in text:
+                raise _NotAsText
+            if "&" in text or "<" in text or ">" in text:
+                text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            append(f"<{fname}>{text}</{fname}>")
+        if open_wrapper is not None:
+            append(f"</{open_wrapper}>")
+        append(f"</{name}>")
 
     def _q(self, name: str) -> str:
         return f"{{{self.namespace}}}{name}"
@@ -186,11 +279,19 @@ class DocumentFamily(abc.ABC):
     def _record(self, built: Built, elem, name: str, rec: dict) -> None:
         """One record's element: its values in schema order; records nested in it (a list under
         the nested element's name) become that element, inside its wrapper when it has one."""
-        origin = None
-        q = self._q
+        first = None
         pos = self._positions(name)
+        keys = tuple(rec)
+        order = pos.orders.get(keys)
+        if order is None:   # the records of a mapping share a few sets of fields: each sorted once
+            if len(pos.orders) > 256:
+                pos.orders.clear()
+            order = pos.orders[keys] = [(k, self._q(k)) for k in sorted((k for k in rec if k in pos),
+                                                                        key=pos.__getitem__)]  # others: not elements
+        origins = built.origins
         wrappers: dict[str, object] = {}
-        for fname in sorted((k for k in rec if k in pos), key=pos.__getitem__):  # others: not elements
+        sub_element = etree.SubElement
+        for fname, qname in order:
             value = rec[fname]
             if isinstance(value, list):
                 wrapper_name = pos.wrappers.get(fname)
@@ -200,16 +301,16 @@ class DocumentFamily(abc.ABC):
                         continue
                     parent = wrappers.get(wrapper_name)
                     if parent is None:
-                        parent = wrappers[wrapper_name] = etree.SubElement(elem, q(wrapper_name))
+                        parent = wrappers[wrapper_name] = sub_element(elem, self._q(wrapper_name))
                 for r in value:
-                    self._record(built, etree.SubElement(parent, q(fname)), fname, r)
+                    self._record(built, sub_element(parent, qname), fname, r)
                 continue
-            sub = etree.SubElement(elem, q(fname))
+            sub = sub_element(elem, qname)
             sub.text = value.text
-            built.origins[sub] = value.origin
-            if origin is None:
-                origin = value.origin
-        built.origins[elem] = origin if origin is not None else Origin()
+            origins[sub] = value     # its origin is made only when an error names it
+            if first is None:
+                first = value
+        origins[elem] = first if first is not None else Origin()
 
     def _positions(self, name: str) -> "_Positions":
         """Where each child of a record goes in schema order: its own elements, and the items of
@@ -230,9 +331,9 @@ class DocumentFamily(abc.ABC):
         """Turn schema errors into located field errors."""
         out = []
         for err in errors:
-            origin = built.origins.get(err.element) if err.element is not None else None
+            origin = built.origin(err.element) if err.element is not None else None
             if origin is None and err.element is not None:  # error on a parent: use its first child's origin
-                origin = built.origins.get(err.element.getparent()) if err.element.getparent() is not None else None
+                origin = built.origin(err.element.getparent()) if err.element.getparent() is not None else None
             path = err.path
             field_name = "/".join(p.split("[")[0] for p in path.split("/")[-2:])
             value = err.element.text if err.element is not None and len(err.element) == 0 else None

@@ -38,7 +38,9 @@ rules) can report errors in terms of the user's file.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import operator
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -93,10 +95,49 @@ class SectionSpec:
     optional: bool = False            # its columns may be absent from a file's header (then: empty)
 
 
-@dataclass
 class Value:
-    text: str
-    origin: Origin
+    """A mapped value and where it came from. The origin of a value read from a table is made
+    only when asked (an error, a report): a row's reference and the column are kept instead."""
+
+    __slots__ = ("text", "_origin", "_row", "_column")
+
+    def __init__(self, text: str, origin: Origin | None = None, row: "RowRef | None" = None,
+                 column: str | None = None):
+        self.text = text
+        self._origin = origin
+        self._row = row
+        self._column = column
+
+    @property
+    def origin(self) -> Origin:
+        if self._origin is None:
+            self._origin = self._row.origin(self._column) if self._row is not None else Origin()
+        return self._origin
+
+    @origin.setter
+    def origin(self, origin: Origin) -> None:
+        self._origin = origin
+
+    def __eq__(self, other):
+        return isinstance(other, Value) and (self.text, self.origin) == (other.text, other.origin)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Value(text={self.text!r}, origin={self.origin!r})"
+
+
+class RowRef:
+    """One row of a table, enough to locate its values (not the table's rows: those may be gone)."""
+
+    __slots__ = ("locate", "row")
+
+    def __init__(self, locate, row: int):
+        self.locate = locate
+        self.row = row
+
+    def origin(self, column: str | None) -> Origin:
+        return self.locate(self.row, column)
 
 
 Record = dict[str, Value]             # one section instance: field -> value with origin; a section
@@ -116,6 +157,12 @@ class Mapped:
     reference: CodeTables | None = None   # the mapping's code and reference tables, for family rules
     enterprise_field: str | None = None   # where the enterprise code was read, when not the mapping's column
     attachments: list = field(default_factory=list)   # attachments.Named: files the document names
+
+    def settled(self) -> "Mapped":
+        """What is kept of an evaluated document until it is stored: its key, rows, origins, errors,
+        attachments and each section's first record (what a family's replaces() reads), not every
+        goods line's values."""
+        return dataclasses.replace(self, sections={name: items[:1] for name, items in self.sections.items()})
 
     def first(self, section: str) -> Record:
         items = self.sections.get(section) or [{}]
@@ -208,38 +255,122 @@ class Mapping:
         return readers.READERS[self.format](data, encoding=encoding, **options)
 
     def apply(self, table: readers.Table) -> list[Mapped]:
-        needed = {f.column for s in self.sections if not s.optional for f in s.fields
-                  if f.column and not f.optional} | {self.group_by}
-        if self.enterprise:
-            needed.add(self.enterprise)
-        columns = set(table.columns)
-        missing = sorted(c for c in needed if c not in columns) if table.strict_columns else []
-        if missing:
-            raise InputError(f"the header lacks column(s) {', '.join(missing)} that mapping "
-                             f"{self.path.name} reads", row=1)
-        # the fields this file can fill: an optional column the header lacks is skipped outright
-        active = {s.name: [f for f in s.fields if not table.strict_columns or not f.column or f.column in columns
-                           or f.default is not None] for s in self.sections}
-        groups: dict[str, list[tuple[int, dict[str, str]]]] = {}
-        for row_no, values in table.rows:
-            groups.setdefault(values.get(self.group_by, "").strip(), []).append((row_no, values))
-        return [self._map_group(key, rows, table, active) for key, rows in groups.items()]
+        return list(self.documents(table))
 
-    def _map_group(self, key: str, rows, table: readers.Table, active: dict[str, list[FieldSpec]]) -> Mapped:
+    def documents(self, table: readers.Table):
+        """The table's documents, one at a time, in the order their first rows come. A CSV is read
+        in two passes — the grouping column, then the rows — so each document is mapped as soon as
+        its last row is read and its rows are let go: memory holds the documents still open (one,
+        for an export that writes each document's rows together), not the file's rows."""
+        plan = self.plan(table)
+        locate = table.locator()
+        group_by = self.group_by
+        rows = table.rows
+        if not isinstance(rows, readers.CsvRows):   # JSON, XML, a sheet: their rows are read already
+            groups: dict[str, list[tuple[int, dict[str, str], RowRef]]] = {}
+            for row_no, values in rows:
+                groups.setdefault(values.get(group_by, "").strip(), []).append((row_no, values, RowRef(locate, row_no)))
+            for key, group in groups.items():
+                yield plan.map_group(key, group)
+            return
+        last: dict[str, int] = {}
+        for row_no, value in rows.column(group_by):
+            last[value.strip()] = row_no
+        order = iter(list(last))                   # keys by first row (dicts keep insertion order)
+        waiting = next(order, None)
+        open_: dict[str, list] = {}
+        done: set[str] = set()
+        for row_no, values in rows:
+            key = values.get(group_by, "").strip()
+            open_.setdefault(key, []).append((row_no, values, RowRef(locate, row_no)))
+            if row_no == last[key]:
+                done.add(key)
+                while waiting is not None and waiting in done:
+                    yield plan.map_group(waiting, open_.pop(waiting))
+                    done.discard(waiting)
+                    waiting = next(order, None)
+
+    def plan(self, table: readers.Table) -> "Plan":
+        """The mapping compiled for this file's header (cached: the files of one export share it)."""
+        strict = table.strict_columns
+        ident = (tuple(table.columns), strict) if strict else None
+        plans = self.__dict__.setdefault("_plans", {})
+        plan = plans.get(ident)
+        if plan is None:
+            if len(plans) > 32:
+                plans.clear()
+            plan = plans[ident] = Plan(self, set(table.columns) if strict else None)
+        return plan
+
+
+FieldPlan = tuple   # (name, column, constant, converter, empty_is_nothing, "Section/Field", memo or None)
+_MEMO = 4096        # raw texts remembered per field
+
+
+def _changing(f: FieldSpec, codes: CodeTables) -> bool:
+    """Does the field's check read a table the store adds to while the daemon runs?"""
+    return bool((f.codes and f.codes in codes._overlays) or (f.lookup and f.lookup[0] in codes._overlays))
+
+
+class SectionPlan:
+    """One section compiled: its active fields with their converters, and what picks its rows."""
+
+    __slots__ = ("spec", "fields", "cells", "skip_column", "dedupe_columns")
+
+    def __init__(self, spec: SectionSpec, fields: list[FieldSpec], codes: CodeTables):
+        self.spec = spec
+        # each field's converter, and a memo of what it said of each raw text (a drop file repeats its
+        # codes, units, dates and head values on every row); none for a check against data the store
+        # keeps changing (an overlay: approved filings)
+        self.fields: list[FieldPlan] = [
+            (f.name, f.column, f.value or "", converter(f, codes), f.empty_is_nothing, f"{spec.name}/{f.name}",
+             None if _changing(f, codes) else {})
+            for f in fields]
+        columns = [f.column for f in fields if f.column]
+        self.cells = operator.itemgetter(*columns, columns[0]) if columns else None  # always a tuple
+        skip = next((f for f in spec.fields if f.name == spec.skip_if_empty), None) if spec.skip_if_empty else None
+        self.skip_column = skip.column if skip is not None and skip.column else None
+        self.dedupe_columns = [f.column for f in fields if f.name in spec.dedupe_by and f.column] \
+            if spec.dedupe_by and not spec.within else []
+
+
+class Plan:
+    """A mapping compiled for one header: which fields the file can fill, each field's converter
+    (type, lengths, pattern, code set), so each row is read without interpreting the mapping."""
+
+    def __init__(self, mapping: Mapping, columns: set[str] | None):
+        self.mapping = mapping
+        if columns is not None:   # a CSV or sheet header: the columns the mapping needs must be there
+            needed = {f.column for s in mapping.sections if not s.optional for f in s.fields
+                      if f.column and not f.optional} | {mapping.group_by}
+            if mapping.enterprise:
+                needed.add(mapping.enterprise)
+            missing = sorted(c for c in needed if c not in columns)
+            if missing:
+                raise InputError(f"the header lacks column(s) {', '.join(missing)} that mapping "
+                                 f"{mapping.path.name} reads", row=1)
+        # the fields this file can fill: an optional column the header lacks is skipped outright
+        self.sections = [SectionPlan(s, [f for f in s.fields if columns is None or not f.column or f.column in columns
+                                         or f.default is not None], mapping.codes) for s in mapping.sections]
+
+    def map_group(self, key: str, rows) -> Mapped:
+        m = self.mapping
         errors: list[FieldError] = []
-        first_row = rows[0][0]
-        key_origin = table.origin(first_row, self.group_by)
+        first_row, first_values, first_ref = rows[0]
+        key_origin = first_ref.origin(m.group_by)
         if not key:
-            errors.append(FieldError.at(key_origin, self.group_by, "required",
-                                        f"the grouping column {self.group_by} is empty"))
-        enterprise = rows[0][1].get(self.enterprise, "").strip() if self.enterprise else ""
+            errors.append(FieldError.at(key_origin, m.group_by, "required",
+                                        f"the grouping column {m.group_by} is empty"))
+        enterprise = first_values.get(m.enterprise, "").strip() if m.enterprise else ""
         sections: dict[str, list[Record]] = {}
         by_row: dict[str, dict[int, Record]] = {}   # per-row section -> row -> its record (for `within`)
-        for spec in self.sections:
-            fields = active[spec.name]
+        record = self._record
+        for sp in self.sections:
+            spec, fields = sp.spec, sp.fields
             if spec.per == "group":
-                rec = self._record(fields, spec.name, rows[0], table, errors)
-                self._check_consistent(spec, fields, rows, table, rec, errors)
+                rec = record(fields, rows[0], errors)
+                if len(rows) > 1:
+                    self._check_consistent(sp, rows, errors)
                 sections[spec.name] = [rec]
                 continue
             if not fields:   # none of its columns in this file
@@ -247,102 +378,116 @@ class Mapping:
                     sections[spec.name] = []
                 continue
             items, seen, mine, seen_raw = [], set(), {}, set()
-            dedupe_columns = [f.column for f in fields if f.name in spec.dedupe_by and f.column] \
-                if spec.dedupe_by and not spec.within else []
+            skip_column, dedupe_columns, within, dedupe_by = sp.skip_column, sp.dedupe_columns, spec.within, spec.dedupe_by
             for row in rows:
-                if spec.skip_if_empty and not self._raw(spec, spec.skip_if_empty, row):
+                if spec.skip_if_empty and not (skip_column and row[1].get(skip_column, "").strip()):
                     continue
                 if dedupe_columns:  # the same raw cells as an earlier row: the same record, skipped
                     raw_ident = tuple(row[1].get(c, "") for c in dedupe_columns)
                     if raw_ident in seen_raw:
                         continue
                     seen_raw.add(raw_ident)
-                rec = self._record(fields, spec.name, row, table, errors)
-                if spec.within:
-                    parent = by_row.get(spec.within, {}).get(row[0])
+                rec = record(fields, row, errors)
+                if within:
+                    parent = by_row.get(within, {}).get(row[0])
                     if parent is None:
                         continue
-                    ident = (row[0],) + tuple(rec[f].text if f in rec else "" for f in spec.dedupe_by)
+                    ident = (row[0],) + tuple(rec[f].text if f in rec else "" for f in dedupe_by)
                     if ident not in seen:
                         seen.add(ident)
                         parent.setdefault(spec.name, []).append(rec)
                     continue
-                if spec.dedupe_by:
-                    ident = tuple(rec[f].text if f in rec else "" for f in spec.dedupe_by)
+                if dedupe_by:
+                    ident = tuple(rec[f].text if f in rec else "" for f in dedupe_by)
                     if ident in seen:
                         continue
                     seen.add(ident)
                 items.append(rec)
                 mine[row[0]] = rec
             by_row[spec.name] = mine
-            if not spec.within:
+            if not within:
                 sections[spec.name] = items
-        return Mapped(key, key_origin, enterprise, [r for r, _ in rows], sections, errors, self.codes,
-                      attachments=self._attachments(rows, table, errors))
+        return Mapped(key, key_origin, enterprise, [r[0] for r in rows], sections, errors, m.codes,
+                      attachments=self._attachments(rows, errors))
 
-    def _attachments(self, rows, table: readers.Table, errors: list[FieldError]) -> list:
+    def _attachments(self, rows, errors: list[FieldError]) -> list:
         """The files a document names in the attachments column (any of its rows; each once)."""
-        if not self.attachments:
+        spec = self.mapping.attachments
+        if not spec:
             return []
         from gateway import attachments
 
-        column, named, seen = self.attachments["column"], [], set()
-        for row_no, values in rows:
+        column, named, seen = spec["column"], [], set()
+        for row_no, values, ref in rows:
             text = values.get(column, "").strip()
             if not text:
                 continue
-            found, errs = attachments.parse_column(text, table.origin(row_no, column),
-                                                   self.attachments.get("default_code"))
+            found, errs = attachments.parse_column(text, ref.origin(column), spec.get("default_code"))
             errors.extend(errs)
             for n in found:
                 if n.name in seen:
                     continue
                 seen.add(n.name)
-                if self.attachments.get("codes") and not self.codes.has(self.attachments["codes"], n.code):
+                if spec.get("codes") and not self.mapping.codes.has(spec["codes"], n.code):
                     errors.append(FieldError.at(n.origin, "attachments", "code",
                                                 f"type code {n.code!r} of attachment {n.name!r} is not a code in "
-                                                f"table {self.attachments['codes']!r}", n.code))
+                                                f"table {spec['codes']!r}", n.code))
                     continue
                 named.append(n)
         return named
 
     @staticmethod
-    def _raw(spec: SectionSpec, fname: str, row) -> str:
-        f = next((f for f in spec.fields if f.name == fname), None)
-        return row[1].get(f.column, "").strip() if f and f.column else ""
-
-    def _check_consistent(self, spec, fields, rows, table, rec, errors):
-        for f in fields:
-            if not f.column:
-                continue
-            first = rows[0][1].get(f.column, "").strip()
-            for row_no, values in rows[1:]:
-                other = values.get(f.column, "").strip()
+    def _check_consistent(sp: SectionPlan, rows, errors):
+        """A per-group section's columns hold the same value on every row of the document."""
+        cells = sp.cells
+        if cells is not None:
+            try:
+                same = cells(rows[0][1])
+                if all(cells(values) == same for _, values, _ in rows[1:]):
+                    return   # the raw cells are equal, so the stripped ones are
+            except KeyError:  # a record without one of the columns (JSON, XML): compared one by one
+                pass
+        first_values = rows[0][1]
+        for name, column, *_ in (f for f in sp.fields if f[1]):
+            first = first_values.get(column, "").strip()
+            for row_no, values, ref in rows[1:]:
+                other = values.get(column, "").strip()
                 if other != first:
                     errors.append(FieldError.at(
-                        table.origin(row_no, f.column), f"{spec.name}/{f.name}",
+                        ref.origin(column), f"{sp.spec.name}/{name}",
                         "consistent", f"differs from row {rows[0][0]} ({first!r}) although both rows belong to "
                         f"the same document", other))
                     break
 
-    def _record(self, fields: list[FieldSpec], section: str, row, table, errors) -> Record:
-        row_no, values = row
+    @staticmethod
+    def _record(fields: list[FieldPlan], row, errors) -> Record:
+        row_no, values, ref = row
         rec: Record = {}
-        bad_columns = set()
-        for f in fields:
-            raw = values.get(f.column, "") if f.column else (f.value or "")
-            if not raw and f.empty_is_nothing:   # an empty optional cell: nothing to check, nothing to keep
+        bad_columns = None
+        get = values.get
+        for name, column, constant, convert_one, empty_is_nothing, label, memo in fields:
+            raw = get(column, "") if column else constant
+            if not raw and empty_is_nothing:   # an empty optional cell: nothing to check, nothing to keep
                 continue
-            origin = table.origin(row_no, f.column)
-            text, err = convert(f, raw, self.codes)
+            if memo is None:
+                text, err = convert_one(raw)
+            else:
+                said = memo.get(raw)
+                if said is None:
+                    if len(memo) >= _MEMO:
+                        memo.clear()
+                    said = memo[raw] = convert_one(raw)
+                text, err = said
             if err:
                 # one bad code read by several fields (ExporterCode, its name, its address) is one error
-                if not (err[0] == "reference" and f.column in bad_columns):
-                    errors.append(FieldError.at(origin, f"{section}/{f.name}", err[0], err[1], raw))
-                bad_columns.add(f.column)
+                if bad_columns is None:
+                    bad_columns = set()
+                if not (err[0] == "reference" and column in bad_columns):
+                    errors.append(FieldError.at(ref.origin(column), label, err[0], err[1], raw))
+                bad_columns.add(column)
                 continue
             if text != "":
-                rec[f.name] = Value(text, origin)
+                rec[name] = Value(text, None, ref, column)
         return rec
 
 
@@ -377,70 +522,142 @@ def _field_spec(path, sname, fname, fraw) -> FieldSpec:
                      optional=bool(fraw.get("optional", False)))
 
 
+_INT = re.compile(r"[+-]?\d+")
+_PLAIN_DECIMAL = re.compile(r"(\d+)(?:\.(\d+))?")
+_DECIMAL = re.compile(r"[+-]?[\d,]*\.?\d*")
+_DATE_FORMATS = ("%Y%m%d", "%Y-%m-%d", "%Y/%m/%d")
+_DATETIME_FORMATS = ("%Y%m%d%H%M%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M")
+
+
 def convert(f: FieldSpec, raw: str, codes: CodeTables) -> tuple[str, tuple[str, str] | None]:
     """Check and normalise one value. Returns (text, None) or ("", (rule, message))."""
-    text = raw.strip()
-    if f.map and text in f.map:
-        text = f.map[text]
-    if f.upper:
-        text = text.upper()
-    if text == "" and f.default is not None:
-        text = str(f.default)
-    if text == "":
-        if f.required:
-            return "", ("required", f.message or "is required but empty")
-        return "", None
+    return converter(f, codes)(raw)
+
+
+def _typed(f: FieldSpec):
+    """The field's type check and normalisation: text -> (text, None) or ("", (rule, message))."""
     if f.type == "int":
-        if not re.fullmatch(r"[+-]?\d+", text):
-            return "", ("type", f.message or "must be a whole number")
-        text = str(int(text))
-    elif f.type == "decimal":
-        try:
-            num = Decimal(text.replace(",", "")) if re.fullmatch(r"[+-]?[\d,]*\.?\d*", text) else None
-        except InvalidOperation:
-            num = None
-        if num is None or not num.is_finite():
-            return "", ("type", f.message or "must be a number")
-        if f.scale is not None:
-            exp = num.as_tuple().exponent
-            if isinstance(exp, int) and -exp > f.scale:
-                return "", ("scale", f"has more than {f.scale} decimal places")
-        if f.max_digits is not None:
-            int_digits = len(str(abs(int(num))))
-            if int_digits > f.max_digits - (f.scale or 0):
-                return "", ("max_digits", f"is too large: at most {f.max_digits - (f.scale or 0)} digits "
-                                          f"before the decimal point")
-        text = format(num.normalize(), "f") if num == num.to_integral() else format(num, "f")
-    elif f.type == "date":
-        for fmt in (f.date_format, "%Y%m%d", "%Y-%m-%d", "%Y/%m/%d"):
+        bad = ("", ("type", f.message or "must be a whole number"))
+
+        def as_int(text):
+            return (str(int(text)), None) if _INT.fullmatch(text) else bad
+        return as_int
+    if f.type == "decimal":
+        bad = ("", ("type", f.message or "must be a number"))
+        scale, max_digits = f.scale, f.max_digits
+
+        def as_decimal(text):
+            plain = _PLAIN_DECIMAL.fullmatch(text)
+            if plain is not None:   # unsigned digits[.digits]: what Decimal would say, without it
+                whole, frac = plain.group(1), plain.group(2) or ""
+                if scale is not None and len(frac) > scale:
+                    return "", ("scale", f"has more than {scale} decimal places")
+                whole = whole.lstrip("0") or "0"
+                if max_digits is not None and (len(whole) if whole != "0" else 1) > max_digits - (scale or 0):
+                    return "", ("max_digits", f"is too large: at most {max_digits - (scale or 0)} digits "
+                                              f"before the decimal point")
+                return (whole if frac.strip("0") == "" else f"{whole}.{frac}"), None
             try:
-                text = dt.datetime.strptime(text, fmt).strftime("%Y%m%d")
-                break
-            except ValueError:
-                continue
-        else:
-            return "", ("type", f.message or f"must be a date ({f.date_format})")
-    elif f.type == "datetime":  # -> yyyyMMddHHmmss
-        for fmt in (f.date_format, "%Y%m%d%H%M%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S",
-                    "%Y-%m-%d %H:%M"):
-            try:
-                text = dt.datetime.strptime(text, fmt).strftime("%Y%m%d%H%M%S")
-                break
-            except ValueError:
-                continue
-        else:
-            return "", ("type", f.message or "must be a date and time (yyyy-MM-dd HH:mm:ss)")
-    if f.max_length is not None and len(text) > f.max_length:
-        return "", ("max_length", f.message or f"is {len(text)} characters, at most {f.max_length} allowed")
-    if f.min_length is not None and len(text) < f.min_length:
-        return "", ("min_length", f.message or f"is {len(text)} characters, at least {f.min_length} needed")
-    if f.pattern is not None and not f.pattern.fullmatch(text):
-        return "", ("pattern", f.message or f"does not match {f.pattern.pattern}")
-    if f.codes and not codes.has(f.codes, text):
-        return "", ("code", f.message or f"is not a code in table {f.codes!r}")
-    if f.lookup:
-        found = codes.lookup(f.lookup[0], f.lookup[1], text)
-        if found is None:
-            return "", ("reference", f"{text} is not in the reference data {f.lookup[0]!r}")
-        text = found
-    return text, None
+                num = Decimal(text.replace(",", "")) if _DECIMAL.fullmatch(text) else None
+            except InvalidOperation:
+                num = None
+            if num is None or not num.is_finite():
+                return bad
+            if scale is not None:
+                exp = num.as_tuple().exponent
+                if isinstance(exp, int) and -exp > scale:
+                    return "", ("scale", f"has more than {scale} decimal places")
+            if max_digits is not None:
+                int_digits = len(str(abs(int(num))))
+                if int_digits > max_digits - (scale or 0):
+                    return "", ("max_digits", f"is too large: at most {max_digits - (scale or 0)} digits "
+                                              f"before the decimal point")
+            return (format(num.normalize(), "f") if num == num.to_integral() else format(num, "f")), None
+        return as_decimal
+    if f.type in ("date", "datetime"):
+        if f.type == "date":
+            formats, out = (f.date_format,) + _DATE_FORMATS, "%Y%m%d"
+            bad = ("", ("type", f.message or f"must be a date ({f.date_format})"))
+        else:  # -> yyyyMMddHHmmss
+            formats, out = (f.date_format,) + _DATETIME_FORMATS, "%Y%m%d%H%M%S"
+            bad = ("", ("type", f.message or "must be a date and time (yyyy-MM-dd HH:mm:ss)"))
+        strptime = dt.datetime.strptime
+
+        def as_date(text):
+            for fmt in formats:
+                try:
+                    return strptime(text, fmt).strftime(out), None
+                except ValueError:
+                    continue
+            return bad
+        return as_date
+    return None
+
+
+def _members(codes: CodeTables, name: str):
+    """A code table's membership test: its rows once (a CSV is read once), or asked each time
+    when the store adds to the table (an overlay caches itself)."""
+    overlays = codes._overlays
+    rows = codes.rows(name) if name not in overlays else None
+
+    def has(code: str) -> bool:
+        return code in (codes.rows(name) if name in overlays else rows)
+    return has
+
+
+def converter(f: FieldSpec, codes: CodeTables):
+    """The field's check and normalisation compiled once: raw -> (text, None) or ("", (rule, message)).
+    Strip, translate (map), upper, default, required, type, lengths, pattern, code table, look-up."""
+    mp, upper = f.map or None, f.upper
+    default = None if f.default is None else str(f.default)
+    empty = ("", ("required", f.message or "is required but empty")) if f.required else ("", None)
+    typed = _typed(f)
+    max_length, min_length, pattern = f.max_length, f.min_length, f.pattern
+    has_code = _members(codes, f.codes) if f.codes else None
+    bad_code = ("", ("code", f.message or f"is not a code in table {f.codes!r}"))
+    bad_pattern = ("", ("pattern", f.message or f"does not match {pattern.pattern}")) if pattern is not None else None
+    lookup = f.lookup
+    checks = max_length is not None or min_length is not None or pattern is not None
+    message = f.message
+    if mp is None and not upper and typed is None and not checks and has_code is None and not lookup:
+        def convert_plain(raw: str):   # text as it is: only stripped, defaulted, required
+            text = raw.strip()
+            if text:
+                return text, None
+            if default:
+                return default, None
+            return empty
+        return convert_plain
+
+    def convert_one(raw: str):
+        text = raw.strip()
+        if mp is not None and text in mp:
+            text = mp[text]
+        if upper:
+            text = text.upper()
+        if text == "":
+            if default is None:
+                return empty
+            text = default
+            if text == "":
+                return empty
+        if typed is not None:
+            text, err = typed(text)
+            if err:
+                return text, err
+        if checks:
+            if max_length is not None and len(text) > max_length:
+                return "", ("max_length", message or f"is {len(text)} characters, at most {max_length} allowed")
+            if min_length is not None and len(text) < min_length:
+                return "", ("min_length", message or f"is {len(text)} characters, at least {min_length} needed")
+            if pattern is not None and not pattern.fullmatch(text):
+                return bad_pattern
+        if has_code is not None and not has_code(text):
+            return bad_code
+        if lookup:
+            found = codes.lookup(lookup[0], lookup[1], text)
+            if found is None:
+                return "", ("reference", f"{text} is not in the reference data {lookup[0]!r}")
+            text = found
+        return text, None
+    return convert_one

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 
 from gateway.mapping.errors import InputError, Origin
@@ -17,7 +18,7 @@ from gateway.mapping.errors import InputError, Origin
 @dataclass
 class Table:
     columns: list[str]                       # header, in file order
-    rows: list[tuple[int, dict[str, str]]]   # (row number as a spreadsheet shows it, values)
+    rows: list[tuple[int, dict[str, str]]]   # (row number as a spreadsheet shows it, values); CSV: CsvRows
     encoding: str = ""
     # JSON/XML: row -> column -> where the value sits in the file (path, line); a column
     # absent from a record is simply empty, so the header need not list every column
@@ -36,6 +37,18 @@ class Table:
         if self._index is None or len(self._index) != len(self.columns):
             self._index = {c: i + 1 for i, c in reversed(list(enumerate(self.columns)))}
         return self._index.get(name)
+
+    def locator(self):
+        """origin(row, column) for this table's values, keeping the header (and, for JSON/XML, the
+        values' paths) but not the rows themselves."""
+        if self.paths is not None:
+            return self.origin
+        index = {c: i + 1 for i, c in reversed(list(enumerate(self.columns)))}
+        sheet = self.sheet
+
+        def locate(row: int, column: str | None) -> Origin:
+            return Origin(row, column, index.get(column) if column else None, sheet=sheet)
+        return locate
 
     def origin(self, row: int, column: str | None) -> Origin:
         if self.paths is None:
@@ -68,9 +81,59 @@ def decode(data: bytes, encoding: str = "auto") -> tuple[str, str]:
                          f"set encoding in the document's config") from None
 
 
+class CsvRows:
+    """A CSV's data rows, parsed again on each pass over them: the file's text is kept, not a
+    Python object per row, so a 50,000-row file is mapped one document at a time."""
+
+    def __init__(self, text: str, delimiter: str, header: list[str], count: int):
+        self.text, self.delimiter, self.header, self.count = text, delimiter, header, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _reader(self):
+        reader = csv.reader(_lines(self.text), delimiter=self.delimiter, strict=True)
+        next(reader)   # the header, checked when the file was read
+        return reader
+
+    def __iter__(self):
+        header, row_no = self.header, 1
+        for values in self._reader():
+            row_no += 1
+            if not any(v.strip() for v in values):
+                continue
+            yield row_no, dict(zip(header, values))
+
+    def column(self, name: str):
+        """(row number, value) of one column, without building the rows."""
+        i, row_no = self.header.index(name), 1
+        for values in self._reader():
+            row_no += 1
+            if not any(v.strip() for v in values):
+                continue
+            yield row_no, values[i]
+
+
+def _lines(text: str):
+    """The text's lines with their endings, one at a time (csv joins a quoted field's lines);
+    a text with bare carriage returns as line ends is read by io, which knows them."""
+    if "\r" in text and text.count("\r") != text.count("\r\n"):
+        yield from io.StringIO(text, newline="")
+        return
+    start, find = 0, text.find
+    while True:
+        end = find("\n", start)
+        if end < 0:
+            if start < len(text):
+                yield text[start:]
+            return
+        yield text[start:end + 1]
+        start = end + 1
+
+
 def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",", **_) -> Table:
     text, used = decode(data, encoding)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(_lines(text), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -78,22 +141,24 @@ def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",", **_) -> 
     except csv.Error as exc:
         raise InputError(f"header: {exc}", row=1) from None
     header = [h.strip() for h in header]
-    dupes = {h for h in header if header.count(h) > 1 and h}
+    dupes = {h for h, n in Counter(header).items() if n > 1 and h}
     if dupes:
         raise InputError(f"header repeats column(s) {', '.join(sorted(dupes))}", row=1)
-    rows = []
+    count = 0
     row_no = 1
-    try:
+    width = len(header)
+    try:   # every row checked now, so a broken file is refused before anything is mapped
         for values in reader:
             row_no += 1
-            if not any(v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                raise InputError(f"has {len(values)} fields, the header has {len(header)}", row=row_no)
-            rows.append((row_no, dict(zip(header, values))))
+            if len(values) != width:
+                if not any(v.strip() for v in values):
+                    continue
+                raise InputError(f"has {len(values)} fields, the header has {width}", row=row_no)
+            if any(v.strip() for v in values):
+                count += 1
     except csv.Error as exc:
         raise InputError(str(exc), row=row_no + 1) from None
-    return Table(columns=header, rows=rows, encoding=used)
+    return Table(columns=header, rows=CsvRows(text, delimiter, header, count), encoding=used)
 
 
 from gateway.mapping import readers_tree  # noqa: E402  (it uses Table, defined above)

@@ -181,6 +181,8 @@ class Event(Base):
     from_state: Mapped[str] = mapped_column(String(40), default="")
     to_state: Mapped[str] = mapped_column(String(40), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+    # set on a new message's event (its id comes at the flush); Message.events is the other side
+    message: Mapped[Message | None] = relationship(overlaps="events")
     __table_args__ = (Index("ix_events_message", "message_id"),)
 
 

@@ -8,7 +8,7 @@ from gateway.store.models import Event, Message, MessageKey, Receipt, utcnow
 
 
 def transition(session: Session, msg: Message, to_state: str, detail: str = "") -> None:
-    msg.events.add(Event(kind="state", from_state=msg.state, to_state=to_state, detail=detail))
+    _add_event(session, msg, Event(kind="state", from_state=msg.state, to_state=to_state, detail=detail))
     msg.state = to_state
     msg.updated_at = utcnow()
 
@@ -20,7 +20,21 @@ def note(session: Session, msg: Message | None, kind: str, detail: str) -> None:
     if msg is None:
         session.add(event)
     else:
+        _add_event(session, msg, event)
+
+
+def _add_event(session: Session, msg: Message, event: Event) -> None:
+    """An event is a row naming its message (msg.events, the write-only collection, would build a
+    query each time): by id when the message is stored, else by the relationship that learns the
+    id at the flush."""
+    if session is None:
         msg.events.add(event)
+        return
+    if msg.id is not None:
+        event.message_id = msg.id
+    else:
+        event.message = msg
+    session.add(event)
 
 
 def add_key(msg: Message, name: str, value: str) -> None:

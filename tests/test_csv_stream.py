@@ -1,0 +1,51 @@
+"""A CSV is mapped one document at a time in two passes; what it yields must be what one pass
+over every row gave: documents in the order of their first rows, rows as the file numbers them."""
+from __future__ import annotations
+
+import pytest
+
+from support import ROOT
+from gateway.documents import family
+from gateway.mapping.engine import Mapping
+from gateway.mapping.errors import InputError
+from gateway.mapping.readers import read_csv
+
+
+@pytest.fixture(scope="module")
+def mapping():
+    return Mapping.load(ROOT / "mappings" / "declaration-csv.toml", allowed=family("declaration").sections())
+
+
+def sample_rows() -> tuple[str, list[str]]:
+    lines = (ROOT / "samples" / "declaration.csv").read_text(encoding="utf-8").splitlines()
+    return lines[0], lines[1:]
+
+
+def with_key(line: str, key: str) -> str:
+    return key + line[line.index(","):]
+
+
+def test_interleaved_documents_keep_first_row_order_and_rows(mapping):
+    header, rows = sample_rows()
+    a1, a2 = rows[0], rows[1]
+    b = with_key(rows[0], "DL2026110100099")
+    text = "\n".join([header, a1, b, "", a2]) + "\n"   # A, B, a blank line, A again
+    docs = mapping.apply(mapping.read(text.encode("utf-8")))
+    assert [(d.key, d.rows) for d in docs] == [("DL2026110100001", [2, 5]), ("DL2026110100099", [3])]
+    assert all(not d.errors for d in docs), [d.errors for d in docs]
+    assert len(docs[0].sections["DecList"]) == 2
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_line_endings_and_quoted_newlines(newline):
+    text = newline.join(["k,v", 'a,"two', 'lines"', "", "b,plain"]) + newline
+    table = read_csv(text.encode())
+    assert list(table.rows) == [(2, {"k": "a", "v": f"two{newline}lines"}), (4, {"k": "b", "v": "plain"})]  # row 3 is blank
+    assert list(table.rows) == list(table.rows), "a second pass reads the same rows"
+    assert len(table.rows) == 2
+
+
+def test_bad_row_refused_when_read_before_any_document():
+    with pytest.raises(InputError, match="has 3 fields, the header has 2") as err:
+        read_csv(b"k,v\na,1\nb,2,3\n")
+    assert err.value.row == 3
