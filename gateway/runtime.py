@@ -72,6 +72,7 @@ class Runtime:
     subscription_rules: object = field(default_factory=_subscription_rules)  # subscriptions.Rules, as last loaded
     halted_keys: dict = field(default_factory=dict)   # MOFCOM keys whose PIN was refused: name -> why
     filings: object = None            # ccpit_filings.Registry: the store's CCPIT product filings
+    lease: object = None              # store.leases.Lease of this process, when several share a PostgreSQL store
 
     @classmethod
     def open(cls, cfg: Config, upgrade: bool = True) -> "Runtime":
