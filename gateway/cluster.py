@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 
 from gateway.config import ConfigError
 from gateway.log import get_logger
@@ -56,6 +56,7 @@ class Member:
         self.id = f"{self.host}:{os.getpid()}:{int(time.time())}"
         self.clustered = rt.engine.dialect.name == "postgresql"
         self.leader = not self.clustered     # alone on SQLite: always the leader
+        self.peers = 1                       # live processes, as of the last heartbeat
         self.lease = Lease(self.id, self.settings.lease_seconds) if self.clustered else None
         self._lock_file = None
         self._leader_conn = None
@@ -76,6 +77,8 @@ class Member:
             s.add(ClusterMember(id=self.id, host=self.host[:200], pid=os.getpid(), role=self.role,
                                 config_hash=config_hash(self.rt.config.source), leader=0))
         self._try_lead()
+        if not self.leader:
+            self._beat()   # counts the others at once (a leader did in _try_lead)
         self._thread = threading.Thread(target=self._run, name="cluster", daemon=True)
         self._thread.start()
         log.info("joined the cluster", member=self.id, leader=self.leader)
@@ -145,6 +148,9 @@ class Member:
                                   config_hash=config_hash(self.rt.config.source))
                 s.add(m)
             m.heartbeat_at, m.leader = utcnow(), int(self.leader)
+            live = utcnow() - dt.timedelta(seconds=3 * self.settings.heartbeat_seconds + 1)
+            self.peers = max(1, s.scalar(select(func.count()).select_from(ClusterMember).where(
+                ClusterMember.stopped_at.is_(None), ClusterMember.heartbeat_at >= live)) or 1)
             # members gone for a day are forgotten
             s.execute(delete(ClusterMember).where(ClusterMember.heartbeat_at < utcnow() - dt.timedelta(days=1)))
 

@@ -138,7 +138,12 @@ class Daemon:
         """Start or stop what runs on the leader alone as leadership comes and goes; the leader
         also takes over the files claimed by processes that died (gateway/cluster.py)."""
         leader = self.leader
+        if self.member is not None:
+            for dt in self.rt.doc_types.values():
+                dt.source.peers = self.member.peers   # each claims its share of a shared drop folder
         if leader and self.lifecycle is None:
+            if self.member is not None and self.member.clustered:
+                log.info("leader: scheduled jobs start here", member=self.member.id)
             self.lifecycle = lifecycle.start(self.rt)
         elif not leader and self.lifecycle is not None:
             log.warning("no longer the leader: scheduled jobs stop here", member=self.member.id)

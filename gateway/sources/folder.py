@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class FolderSource:
         self.done_marker = done_marker
         self.work = self.inbox / ".work"
         self._seen: dict[str, tuple[int, int, float]] = {}
+        self.peers = 1     # processes polling this folder (gateway/cluster.py)
         for d in (self.inbox, self.work):
             d.mkdir(parents=True, exist_ok=True)
 
@@ -82,7 +84,7 @@ class FolderSource:
         now = time.monotonic() if now is None else now
         files = fsutil.regular_files(self.inbox)
         names = {p.name for p in files}
-        claimed = []
+        ready = []
         for path in files:
             if path.name.endswith(".done"):
                 continue
@@ -99,6 +101,12 @@ class FolderSource:
                     continue
                 if now - prev[2] < self.stable_seconds:
                     continue
+            ready.append(path)
+        if self.peers > 1:   # take a share, so that the other processes have files to work on too
+            random.shuffle(ready)
+            ready = ready[:-(-len(ready) // self.peers)]
+        claimed = []
+        for path in ready:
             c = self._claim(path)
             if c:
                 claimed.append(c)
