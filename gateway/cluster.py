@@ -27,12 +27,12 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 
 from gateway.config import ConfigError
 from gateway.log import get_logger
 from gateway.store.leases import Lease
-from gateway.store.models import ClusterMember, utcnow
+from gateway.store.models import ClusterMember, Message, utcnow
 
 log = get_logger("cluster")
 LEADER_KEY = 7270415   # the advisory lock the leader holds (any fixed number, ours; 7270401 is migrations)
@@ -76,6 +76,7 @@ class Member:
         with self.rt.sessions.begin() as s:
             s.add(ClusterMember(id=self.id, host=self.host[:200], pid=os.getpid(), role=self.role,
                                 config_hash=config_hash(self.rt.config.source), leader=0))
+        self.reap()   # a run of ours that was killed here: its work is taken over now, not after its leases
         self._try_lead()
         if not self.leader:
             self._beat()   # counts the others at once (a leader did in _try_lead)
@@ -147,7 +148,7 @@ class Member:
                 m = ClusterMember(id=self.id, host=self.host[:200], pid=os.getpid(), role=self.role,
                                   config_hash=config_hash(self.rt.config.source))
                 s.add(m)
-            m.heartbeat_at, m.leader = utcnow(), int(self.leader)
+            m.heartbeat_at, m.leader, m.stopped_at = utcnow(), int(self.leader), None   # (back, if it stalled)
             live = utcnow() - dt.timedelta(seconds=3 * self.settings.heartbeat_seconds + 1)
             self.peers = max(1, s.scalar(select(func.count()).select_from(ClusterMember).where(
                 ClusterMember.stopped_at.is_(None), ClusterMember.heartbeat_at >= live)) or 1)
@@ -202,6 +203,25 @@ class Member:
                 pass
 
     # -- the others ---------------------------------------------------------------------
+    def reap(self) -> list[str]:
+        """Members that are gone — on this host a pid that no longer runs (or is ours: an earlier
+        run in the same container), on any host no heartbeat for a lease and three failover
+        times: their leases are released at once and they are marked stopped. Returns their ids."""
+        horizon = utcnow() - dt.timedelta(seconds=max(self.settings.lease_seconds, 3 * self.settings.failover_seconds))
+        with self.rt.sessions.begin() as s:
+            rows = s.scalars(select(ClusterMember).where(ClusterMember.stopped_at.is_(None),
+                                                         ClusterMember.id != self.id)
+                             .with_for_update(skip_locked=True)).all()
+            gone = [m for m in rows if _aware(m.heartbeat_at) < horizon or (m.host == self.host and not _running(m.pid))]
+            if gone:
+                s.execute(update(Message).where(Message.lease_owner.in_([m.id for m in gone]))
+                          .values(lease_owner="", lease_until=None).execution_options(synchronize_session=False))
+                for m in gone:
+                    m.stopped_at, m.leader = utcnow(), 0
+        for m in gone:
+            log.info("a process that stopped without leaving: its work is taken over", member=m.id)
+        return [m.id for m in gone]
+
     def alive(self) -> set[str]:
         """Work-folder names of the members alive now (a recent heartbeat, not left). A member
         counts as gone only after a lease and three failover times without a heartbeat."""
@@ -210,6 +230,18 @@ class Member:
             rows = s.execute(select(ClusterMember.id, ClusterMember.heartbeat_at, ClusterMember.stopped_at)).all()
         return {_work_name(i) for i, beat, stopped in rows if stopped is None and _aware(beat) >= horizon} \
             | {self.work_name}
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _work_name(member_id: str) -> str:

@@ -152,6 +152,7 @@ class Daemon:
         if leader and self.member is not None and self.member.clustered \
                 and time.monotonic() - self._adopted_at >= self.rt.config.cluster.failover_seconds:
             self._adopted_at = time.monotonic()
+            self.member.reap()
             alive = self.member.alive()
             adopted = sum(dt.source.adopt(alive) for dt in self.rt.doc_types.values())
             if adopted:

@@ -1,0 +1,88 @@
+"""make bench, cluster: drop->sent on the PostgreSQL store with 1 and with 2 `swgw run` processes
+(subprocesses, one config, one store, one shared drop folder), measured in the same run; prints both
+rates and their ratio. Each count gets a fresh database and workspace; the processes are running
+(and have counted each other) before the first file is dropped.
+
+(`bench/run.py --only cluster` runs it.)"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+import harness
+
+SWGW = [sys.executable, "-m", "gateway.cli"]
+
+
+def _members(url: str) -> int:
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as c:
+            return c.exec_driver_sql("SELECT count(*) FROM cluster_members WHERE stopped_at IS NULL").scalar()
+    except sa.exc.ProgrammingError:
+        return 0
+    finally:
+        eng.dispose()
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drop_to_sent(tmp: Path, keys, files, processes: int) -> tuple[float, int, float]:
+    with harness.postgres_database() as url:
+        site = harness.Site(tmp / f"cluster-{processes}", keys, store_url=url,
+                            extra_toml="[cluster]\nheartbeat_seconds = 0.5\n")
+        config = site.root / "gateway.toml"
+        subprocess.run([*SWGW, "db", "upgrade", "--config", str(config)], check=True, capture_output=True)
+        procs = [subprocess.Popen([*SWGW, "run", "--config", str(config)], cwd=site.root,
+                                  stdout=subprocess.DEVNULL, stderr=open(site.root / f"run-{i}.log", "wb"))
+                 for i in range(processes)]
+        try:
+            deadline = time.monotonic() + 60
+            while _members(url) < processes:
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"cluster bench: the processes did not start; see {site.root}/run-*.log")
+                time.sleep(0.1)
+            time.sleep(1.5)   # a heartbeat: each knows how many share the folder
+            n = sum(len(k) for _, _, k in files)
+            t0 = time.time()
+            cpu0 = sum(_cpu(p.pid) for p in procs)
+            for fname, text, _ in files:
+                site.drop(fname, text)
+            harness.wait_count(site, "sent", n)
+            cpu = (sum(_cpu(p.pid) for p in procs) - cpu0) / (time.time() - t0)
+            reached = site.event_times("sent")
+            eng = sa.create_engine(url)
+            with eng.connect() as c:   # each declaration recorded sent once, by one of the processes
+                sent = c.exec_driver_sql("SELECT count(*) FROM events WHERE kind = 'state' AND to_state = 'sent'").scalar()
+            eng.dispose()
+            if sent != n:
+                raise RuntimeError(f"cluster bench: {sent} sent events for {n} declarations")
+            return n / (max(reached.values()) - t0), n, cpu
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+def run(tmp: Path, keys, files, say) -> None:
+    """`cores_busy`: CPU seconds the swgw processes used per second of the measurement (PostgreSQL's
+    own use not counted); on a machine with other load it says how much of the cores swgw got."""
+    one, n, cpu1 = drop_to_sent(tmp, keys, files, 1)
+    say("cluster: PostgreSQL drop->sent, 1 process", declarations=n, per_s=one, cores_busy=cpu1,
+        per_cpu_s=one / cpu1)
+    two, n, cpu2 = drop_to_sent(tmp, keys, files, 2)
+    say("cluster: PostgreSQL drop->sent, 2 processes", declarations=n, per_s=two, cores_busy=cpu2,
+        per_cpu_s=two / cpu2, ratio_to_1_process=two / one)
