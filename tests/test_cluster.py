@@ -71,6 +71,29 @@ def test_two_batches_never_take_the_same_message_and_a_dead_owners_lease_expires
         assert all(rows[i].state == states.SIGNED and rows[i].lease_owner == "c" for i in got_a)
 
 
+def test_intake_stores_of_two_processes_wait_for_each_other(pg_rt):
+    import threading
+
+    _, rt = pg_rt
+    order = []
+    with rt.sessions() as first:
+        leases.exclusive(first, "intake declaration")
+
+        def second():
+            with rt.sessions() as s:
+                leases.exclusive(s, "intake declaration", "intake origin")
+                order.append("second")
+                s.commit()
+
+        t = threading.Thread(target=second)
+        t.start()
+        time.sleep(0.5)
+        order.append("first")   # still holding: the second waits
+        first.commit()
+        t.join(5)
+    assert order == ["first", "second"]
+
+
 def test_one_leader_at_a_time_and_failover_when_it_goes(pg_rt):
     ws, rt = pg_rt
     first = cluster.Member(rt).join()

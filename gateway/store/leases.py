@@ -20,7 +20,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.store.models import Message
@@ -102,3 +102,14 @@ def take(session, query, lease: Lease | None) -> Held:
             set_committed_value(m, "lease_owner", lease.owner)
             set_committed_value(m, "lease_until", until)
     return Held(lease, rows)
+
+
+def exclusive(session, *names: str) -> None:
+    """For the rest of the session's transaction, no other process holds any of `names` (a
+    PostgreSQL transaction advisory lock each, taken in a fixed order). Intake stores under it:
+    two processes taking the same content at once would otherwise both miss the other's
+    uncommitted rows and store it twice. SQLite: its write lock serialises already."""
+    if not clustered(session):
+        return
+    for name in sorted(set(names)):
+        session.execute(text("SELECT pg_advisory_xact_lock(7270416, hashtext(:n))"), {"n": name})

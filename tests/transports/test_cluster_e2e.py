@@ -61,10 +61,12 @@ def cluster_workspace(tmp_path, pki, url, amqp_url, amqp_names) -> Workspace:
     return ws
 
 
-def drop_all(ws: Workspace) -> None:
+def drop_all(ws: Workspace, again: bool = False) -> None:
     for f in range(FILES):
         ws.drop(f"ent1-{f}.csv", csv_rows(PER_FILE, lines=1, prefix=f"A{f}"))
         ws.drop(f"ent2-{f}.csv", csv_rows(PER_FILE, lines=1, prefix=f"B{f}").replace(ENT1, ENT2))
+        if again:   # the ERP exports a file twice under two names: taken once, the other a duplicate
+            ws.drop(f"ent1-{f}-again.csv", csv_rows(PER_FILE, lines=1, prefix=f"A{f}"))
 
 
 def expected() -> list[str]:
@@ -107,7 +109,7 @@ def test_three_processes_share_the_work_and_send_each_declaration_once(amqp_url,
         runs = [ws.start_daemon() for _ in range(3)]
         wait_for(lambda: len(store(url, "SELECT id FROM cluster_members")) == 3, 30, 0.2, "three processes")
         time.sleep(1.0)   # a heartbeat: each has counted the others, and takes its share of the folder
-        drop_all(ws)
+        drop_all(ws, again=True)
         wait_for(lambda: len(ws.received_envelopes()) >= N, 150, 0.5, f"{N} envelopes at the peer")
         wait_for(lambda: not store(url, "SELECT id FROM messages WHERE state IN ('prepared', 'signed') "
                                         "OR last_receipt = ''"), 60, 0.5, "every message sent and answered")
@@ -117,8 +119,10 @@ def test_three_processes_share_the_work_and_send_each_declaration_once(amqp_url,
         assert sorted(keys) == expected() and dups == [], "each declaration arrived at the peer exactly once"
         assert enterprise_counts(url) == {ENT1: N // 2, ENT2: N // 2}
         assert doctor.count("cluster member") == 3 and doctor.count(", leader,") == 1, doctor
+        outcomes = dict(store(url, "SELECT outcome, count(*) FROM intake_files GROUP BY outcome"))
+        assert outcomes == {"accepted": 2 * FILES, "duplicate": FILES}, outcomes
         taken = [ws.output(p).count('"file taken"') for p in runs]
-        assert sum(taken) == 2 * FILES and sum(1 for t in taken if t) >= 2, f"files taken per process: {taken}"
+        assert sum(taken) == 3 * FILES and sum(1 for t in taken if t) >= 2, f"files taken per process: {taken}"
 
 
 def test_a_worker_killed_mid_batch_and_then_the_leader(amqp_url, amqp_names, tmp_path, pki):
