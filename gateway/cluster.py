@@ -155,28 +155,35 @@ class Member:
             # members gone for a day are forgotten
             s.execute(delete(ClusterMember).where(ClusterMember.heartbeat_at < utcnow() - dt.timedelta(days=1)))
 
+    def _election_conn(self):
+        """The member's own connection for the leader's lock (kept, never back in the pool): the
+        server's TCP keepalives on it end a vanished leader's session within the failover time."""
+        if self._leader_conn is None:
+            conn = self.rt.engine.connect()
+            try:
+                lost = max(int(self.settings.failover_seconds / 3), 1)
+                for setting, value in (("tcp_keepalives_idle", lost), ("tcp_keepalives_interval", 1),
+                                       ("tcp_keepalives_count", 2),
+                                       ("tcp_user_timeout", int(self.settings.failover_seconds * 1000 / 2))):
+                    conn.exec_driver_sql(f"SET {setting} = {value}")
+                conn.commit()
+            except Exception:
+                self._drop(conn)
+                raise
+            self._leader_conn = conn
+        return self._leader_conn
+
     def _try_lead(self) -> None:
         try:
-            conn = self.rt.engine.connect()
-        except Exception as exc:
-            log.warning("cannot reach the store to elect a leader", error=str(exc)[:300])
-            return
-        try:
-            lost = max(int(self.settings.failover_seconds / 3), 1)
-            for setting, value in (("tcp_keepalives_idle", lost), ("tcp_keepalives_interval", 1),
-                                   ("tcp_keepalives_count", 2),
-                                   ("tcp_user_timeout", int(self.settings.failover_seconds * 1000 / 2))):
-                conn.exec_driver_sql(f"SET {setting} = {value}")
+            conn = self._election_conn()
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_KEY}).scalar()
             conn.commit()
         except Exception as exc:
-            conn.close()
+            self._step_down()
             log.warning("leader election failed", error=str(exc)[:300])
             return
         if not got:
-            conn.close()
             return
-        self._leader_conn = conn
         self.leader = True
         log.info("leader", member=self.id)
         try:
@@ -193,14 +200,19 @@ class Member:
             return False
 
     def _step_down(self) -> None:
+        """Not the leader; the connection (and so the lock, if held) is ended, never pooled."""
         self.leader = False
         conn, self._leader_conn = self._leader_conn, None
         if conn is not None:
-            try:
-                conn.invalidate()   # closing the connection ends the lock; never back to the pool
-                conn.close()
-            except Exception:
-                pass
+            self._drop(conn)
+
+    @staticmethod
+    def _drop(conn) -> None:
+        try:
+            conn.invalidate()
+            conn.close()
+        except Exception:
+            pass
 
     # -- the others ---------------------------------------------------------------------
     def reap(self) -> list[str]:
