@@ -189,7 +189,8 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
         kept = {id(m) for m in held.keep(s, [m for m, _, _ in sent])}
         for msg, transport, item in sent:
             if id(msg) not in kept:   # stalled past the lease after sending: the peer drops the resend
-                log.warning("lease lost after sending; the other process records it", message_id=msg.id)
+                log.warning("lease lost after sending; the process that took it sends it again (same CopMsgId)",
+                            message_id=msg.id)
                 continue
             retries.sent(msg)
             repo.transition(s, msg, states.SENT, f"sent via {transport.name} as {item.name}")

@@ -53,11 +53,12 @@ class Held:
         return self.lease is not None and time.monotonic() - self.renewed > self.lease.seconds / 3
 
     def renew(self, session, pending: list[Message]) -> list[Message]:
-        """Extend the lease of `pending` (commits the session); returns those still held, in order."""
+        """Extend the lease of the batch's rows (commits the session); returns those of `pending`
+        still held, in order."""
         if self.lease is None or not pending:
             return pending
         ids = set(session.scalars(
-            update(Message).where(Message.id.in_([m.id for m in pending]), Message.lease_owner == self.lease.owner)
+            update(Message).where(Message.id.in_([m.id for m in self.rows]), Message.lease_owner == self.lease.owner)
             .values(lease_until=func.now() + dt.timedelta(seconds=self.lease.seconds))
             .returning(Message.id).execution_options(synchronize_session=False)))
         session.commit()
