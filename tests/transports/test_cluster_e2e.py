@@ -131,11 +131,18 @@ def test_a_worker_killed_mid_batch_and_then_the_leader(amqp_url, amqp_names, tmp
         ws.start_sandbox()
         first = ws.start_daemon()
         wait_for(lambda: leader_pid(url) == first.pid, 30, 0.2, "the first process leading")
-        # a worker that SIGKILLs itself after its 25th send, before that batch commits
+        # a worker that SIGKILLs itself after its 25th send, before that batch commits, and one
+        # killed as soon as it has claimed its share of the folder (its files wait in its .work/)
         worker = ws.start_daemon(env={"SWGW_FAILPOINTS": "after-send=25"})
+        claimer = ws.start_daemon(env={"SWGW_FAILPOINTS": "after-claim=1"})
         third = ws.start_daemon()
-        wait_for(lambda: len(store(url, "SELECT id FROM cluster_members")) == 3, 30, 0.2, "three processes")
+        wait_for(lambda: len(store(url, "SELECT id FROM cluster_members")) == 4, 30, 0.2, "four processes")
+        time.sleep(1.0)   # a heartbeat: each has counted the others
         drop_all(ws)
+        claimer.wait(60)
+        assert claimer.returncode == -signal.SIGKILL
+        orphaned = list((ws.inbox / ".work").glob("*/*.csv"))
+        assert orphaned, "the killed process left claimed files behind"
         worker.wait(120)
         assert worker.returncode == -signal.SIGKILL
         wait_for(lambda: len(ws.received_envelopes()) >= N // 2, 120, 0.2, "half of them at the peer")
@@ -150,6 +157,8 @@ def test_a_worker_killed_mid_batch_and_then_the_leader(amqp_url, amqp_names, tmp
         keys, dups = arrivals(ws)
         assert sorted(keys) == expected(), "each declaration reached the peer"
         assert enterprise_counts(url) == {ENT1: N // 2, ENT2: N // 2}, "each declaration taken once"
+        assert not list((ws.inbox / ".work").glob("*/*.csv")), "the files claimed by the dead were taken over"
+        assert "took over files claimed by a process that stopped" in ws.output(first) + ws.output(third)
         # sent but not yet recorded when a process was killed: sent again by the others after
         # its lease expired, with the same CopMsgId — the peer drops these (the existing guarantee)
         assert len(dups) == len(set(dups)) and len(dups) <= 2 * 50, dups
