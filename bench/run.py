@@ -9,8 +9,9 @@ embedded default, latency at a steady offered rate, the receipt path, the consol
 100,000-message PostgreSQL store and the fast CLI on 10,000 messages (console), a 10,000-row
 spreadsheet's read+map time and peak memory (xlsx), a 50,000-row CSV's
 evaluation time and peak memory (bigfile), start-up (`swgw status` on 10,000 messages,
-`swgw run` to its first file sent), and (when the PC/SC stack is installed) card-bound mode, local
-(cards) and through 1, 2 and 4 `swgw signer` card hosts (remote).
+`swgw run` to its first file sent), drop->sent on PostgreSQL with 1 and 2 `swgw run` processes
+(cluster), and (when the PC/SC stack is installed) card-bound mode, local (cards) and through 1, 2
+and 4 `swgw signer` card hosts (remote).
 """
 from __future__ import annotations
 
@@ -261,6 +262,10 @@ def main() -> int:
     if not only or "postgresql" in only:
         with harness.postgres_database() as url:
             bench_drop_to_sent(tmp, keys, files, base, name="PostgreSQL drop->sent", store_url=url)
+    if not only or "cluster" in only:
+        import cluster
+
+        cluster.run(tmp, keys, files, say)
     if not only or "sftp" in only:
         bench_sftp_postgres(tmp, keys, files, base)
     if not only or "final" in only:

@@ -65,13 +65,17 @@ def cli():
               help="with --drain: seconds without new receipts before stopping while waiting for an authority")
 def run(config_path, drain, timeout, settle):
     """Run the daemon (until SIGTERM/SIGINT, or with --drain until everything is settled)."""
+    from gateway.config import ConfigError
     from gateway.daemon import Daemon
 
     rt = _runtime(config_path)
     daemon = Daemon(rt)
     daemon.install_signal_handlers()
     try:
-        daemon.start()
+        try:
+            daemon.start()
+        except ConfigError as exc:   # e.g. a second process on a SQLite store
+            raise Exit(2, f"swgw run: {exc}") from None
         if drain:
             result = daemon.drain(timeout=timeout, settle=settle)
             _print_summary(rt, daemon, result)
@@ -360,6 +364,14 @@ def doctor(config_path):
                                          f"{role}" + (f"; {info.reader}" if info.reader.startswith("card host") else ""))
         except Exception as exc:
             line(False, f"signer {name}", str(exc))
+    try:
+        from gateway import cluster
+
+        with rt.sessions() as s:   # the `swgw run` processes sharing this store
+            for good, what, detail in cluster.report(s, rt.config.cluster):
+                line(good, what, detail)
+    except Exception as exc:  # no schema yet: the store line above says what to do
+        line(False, "cluster", f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
     try:
         from gateway.lifecycle import report
 

@@ -272,6 +272,13 @@ class GatewayConfig(_Model):
     alarms_outbox: Path = Path("outbox/alarms")
 
 
+class ClusterConfig(_Model):
+    """Several `swgw run` processes on one PostgreSQL store (gateway/cluster.py, gateway/store/leases.py)."""
+    lease_seconds: float = Field(default=60.0, gt=0)      # a batch's hold on its messages; renewed while it works
+    failover_seconds: float = Field(default=10.0, gt=0)   # a dead leader's jobs are taken over within this
+    heartbeat_seconds: float = Field(default=2.0, gt=0)   # how often each process reports itself in the store
+
+
 class Config(_Model):
     source: Path = Path("gateway.toml")
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
@@ -287,6 +294,7 @@ class Config(_Model):
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from card.signer import SignerError
-from gateway import health, intake, pipeline, sync
+from gateway import cluster, health, intake, pipeline, sync
 from gateway.config import ConfigError
 from gateway.lifecycle import service as lifecycle, shutdown as graceful
 from gateway.log import get_logger
@@ -49,9 +49,20 @@ class Daemon:
         self.lifecycle: lifecycle.Lifecycle | None = None
         self.metrics = None        # MetricsServer, when [metrics] listen is set
         self.wakeup: Wakeup | None = None   # wakes the loop when a drop folder changes or a signer signed
+        self.member: cluster.Member | None = None   # this process among those sharing the store
+        self._adopted_at = 0.0
+
+    @property
+    def leader(self) -> bool:
+        return self.member is None or self.member.leader
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
+        self.member = cluster.Member(self.rt).join()   # SQLite: refuses a second process on the store
+        if self.member.clustered:
+            self.rt.lease = self.member.lease
+            for dt in self.rt.doc_types.values():
+                dt.source.own(self.member.work_name)
         for name in self.rt.signer_configs:
             try:
                 self.rt.signer(name)
@@ -78,7 +89,7 @@ class Daemon:
         recovered = intake.run_once(self.rt, recover=True)
         if recovered:
             log.info("recovered files claimed before a restart", files=recovered)
-        self.lifecycle = lifecycle.start(self.rt)  # scheduled jobs: deadlines, housekeeping, subscriptions
+        self._lead()   # the leader's scheduled jobs: deadlines, housekeeping, subscriptions
         health.publish(self.rt)
         mc = self.rt.config.metrics
         if mc.listen:
@@ -107,6 +118,8 @@ class Daemon:
             self.queue_intake.close()
         if self.lifecycle:
             self.lifecycle.stop()
+        if self.member is not None:
+            self.member.leave()
         self.rt.close()
 
     def install_signal_handlers(self) -> None:
@@ -121,11 +134,38 @@ class Daemon:
     # -- the loop ---------------------------------------------------------------------
     def tick(self) -> int:
         health.publish(self.rt, every=2.0)  # links and signers, for the console
+        leader = self._lead()
         taken = intake.run_once(self.rt) + self._take_records()
         if taken and self.signing is not None:
             self.signing.nudge()   # the signing threads sign what was just prepared, without waiting a poll
-        return taken + pipeline.step(self.rt, sign=self.signing is None) \
-            + sync.send_queued(self.rt)   # 数据同步 requests queued by `swgw sync` or the daily job
+        return taken + pipeline.step(self.rt, sign=self.signing is None, leader=leader) \
+            + (sync.send_queued(self.rt) if leader else 0)   # 数据同步 requests queued by `swgw sync` or the daily job
+
+    def _lead(self) -> bool:
+        """Start or stop what runs on the leader alone as leadership comes and goes; the leader
+        also takes over the files claimed by processes that died (gateway/cluster.py)."""
+        leader = self.leader
+        if self.member is not None:
+            for dt in self.rt.doc_types.values():
+                dt.source.peers = self.member.peers   # each claims its share of a shared drop folder
+        if leader and self.lifecycle is None:
+            if self.member is not None and self.member.clustered:
+                log.info("leader: scheduled jobs start here", member=self.member.id)
+            self.lifecycle = lifecycle.start(self.rt)
+        elif not leader and self.lifecycle is not None:
+            log.warning("no longer the leader: scheduled jobs stop here", member=self.member.id)
+            self.lifecycle.stop()
+            self.lifecycle = None
+        if leader and self.member is not None and self.member.clustered \
+                and time.monotonic() - self._adopted_at >= self.rt.config.cluster.failover_seconds:
+            self._adopted_at = time.monotonic()
+            self.member.reap()
+            alive = self.member.alive()
+            adopted = sum(dt.source.adopt(alive) for dt in self.rt.doc_types.values())
+            if adopted:
+                log.info("took over files claimed by a process that stopped", files=adopted)
+                intake.run_once(self.rt, recover=True)
+        return leader
 
     def _watch(self) -> Wakeup:
         folders = [dt.source.inbox for dt in self.rt.doc_types.values() if getattr(dt.source, "inbox", None)]

@@ -26,7 +26,7 @@ from gateway.mapping import readers_xlsx
 from gateway.mapping.errors import FieldError, InputError
 from gateway.runtime import DocType, Runtime
 from gateway.sources.folder import Claimed
-from gateway.store import repo, states
+from gateway.store import leases, repo, states
 from gateway.store.models import IntakeFile, Message, MessageAttachment, MessageKey, utcnow
 
 log = get_logger("intake")
@@ -95,6 +95,7 @@ def _store_batch(rt: Runtime, s, items) -> list[dict]:
     """Store evaluated files/records — items of (doc type, claimed, data, sha, evaluated,
     source) — in session `s` with one lookup of earlier contents and keys per document type and
     one flush for them all. Returns one report per item."""
+    leases.exclusive(s, *(f"intake {it[0].key}" for it in items))   # several processes: one stores at a time
     previous: dict[str, dict] = {}
     existing: dict[str, dict] = {}
     for dt in {id(it[0]): it[0] for it in items}.values():

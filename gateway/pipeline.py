@@ -24,7 +24,7 @@ from gateway.receipts import orders
 from gateway.receipts import parse as receipt_parse
 from gateway.receipts import route as routing
 from gateway.runtime import Runtime
-from gateway.store import repo, states
+from gateway.store import leases, repo, states
 from gateway.store.models import Message, Receipt, utcnow
 from gateway.transports import links
 from gateway.transports.base import Outgoing, TransportError
@@ -44,9 +44,17 @@ def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
         return 0
     done = 0
     with rt.sessions() as s:
-        batch = repo.in_state(s, states.PREPARED, limit, signer=signer, not_transports=rt.unsigned_transports)
+        held = leases.take(s, repo.state_query(states.PREPARED, limit, signer=signer,
+                                               not_transports=rt.unsigned_transports), rt.lease)
         s.commit()  # no transaction (no SQLite write lock) while the card works
-        for msg in batch:
+        pending, worked = list(held.rows), []
+        while pending:
+            if held.due():   # a long batch (a card signs ~4/s) keeps its lease, or stops where it lost it
+                pending = held.renew(s, pending)
+                if not pending:
+                    break
+            msg = pending.pop(0)
+            worked.append(msg)
             try:
                 with signing_for(msg.enterprise, msg.business_key):   # a card host logs what it signs for
                     _sign_one(rt, s, msg)
@@ -85,7 +93,12 @@ def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
             except (SignerError, envelope.EnvelopeError) as exc:
                 repo.transition(s, msg, states.FAILED, f"signing failed: {exc}")
                 msg.errors = [{"rule": "sign", "message": str(exc)}]
+        if len(held.keep(s, worked)) < len(worked):   # stalled past the lease: another process has them now
+            s.rollback()
+            log.warning("signing batch outlived its lease; discarded (another process signs it)", signer=signer)
+            done = 0
         s.commit()
+        held.release(s)
         if done:
             faults.hit("after-sign-commit")
     return done
@@ -153,12 +166,19 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
     sent = []
     with rt.sessions() as s:
         now = utcnow()  # retries wait out their backoff (lifecycle.retries)
-        batch = repo.in_state(s, states.SIGNED, limit, due=now)
+        held = leases.take(s, repo.state_query(states.SIGNED, limit, due=now), rt.lease)
         unsigned = rt.unsigned_transports
         if unsigned:  # the desktop client signs these: they go as prepared, bare business XML
-            batch += repo.in_state(s, states.PREPARED, limit, transports=unsigned, due=now)
+            held.rows += leases.take(s, repo.state_query(states.PREPARED, limit, transports=unsigned, due=now),
+                                     rt.lease).rows
         s.commit()  # no transaction held while files travel
-        for msg in batch:
+        pending = list(held.rows)
+        while pending:
+            if held.due():   # never send a message whose lease this process no longer holds
+                pending = held.renew(s, pending)
+                if not pending:
+                    break
+            msg = pending.pop(0)
             transport = rt.transports[msg.transport]
             name, data = payload(msg, msg.document) if transport.carries == "business" else \
                 (f"{msg.cop_msg_id}.xml", msg.envelope)
@@ -178,10 +198,16 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
             sent.append((msg, transport, item))
         for transport in {id(t): t for _, t, _ in sent}.values():
             transport.flush()
+        kept = {id(m) for m in held.keep(s, [m for m, _, _ in sent])}
         for msg, transport, item in sent:
+            if id(msg) not in kept:   # stalled past the lease after sending: the peer drops the resend
+                log.warning("lease lost after sending; the process that took it sends it again (same CopMsgId)",
+                            message_id=msg.id)
+                continue
             retries.sent(msg)
             repo.transition(s, msg, states.SENT, f"sent via {transport.name} as {item.name}")
         s.commit()
+        held.release(s)
     return len(sent)
 
 
@@ -382,13 +408,15 @@ def route_batch(rt: Runtime, limit: int = 500) -> int:
 
 STAGES = (("licences", licence_use.release_batch),   # declarations waiting for their licences
           ("sign", sign_batch), ("transmit", transmit_batch), ("receive", receive_batch), ("route", route_batch))
+LEADER_ONLY = {"licences", "receive", "route"}   # in a cluster, one process (gateway/cluster.py): receipts in order
 
 
-def step(rt: Runtime, sign: bool = True) -> int:
-    """One pass of every stage after intake (signing too, unless signing workers do it)."""
+def step(rt: Runtime, sign: bool = True, leader: bool = True) -> int:
+    """One pass of every stage after intake (signing too, unless signing workers do it; those
+    of one process only on the leader)."""
     done = 0
     for name, stage in STAGES:
-        if name == "sign" and not sign:
+        if (name == "sign" and not sign) or (name in LEADER_ONLY and not leader):
             continue
         with metrics.timed(name):
             done += metrics.count(name, stage(rt))

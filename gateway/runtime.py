@@ -74,6 +74,7 @@ class Runtime:
     halted_keys: dict = field(default_factory=dict)   # MOFCOM keys whose PIN was refused: name -> why
     filings: object = None            # ccpit_filings.Registry: the store's CCPIT product filings
     profiles: object = None           # ccpit_profile.Registry: signatories as 同步企业信息 answered
+    lease: object = None              # store.leases.Lease of this process, when several share a PostgreSQL store
 
     @classmethod
     def open(cls, cfg: Config, upgrade: bool = True) -> "Runtime":

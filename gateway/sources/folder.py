@@ -6,6 +6,10 @@ Layout under the inbox folder:
   .archive/<date>/  taken and committed
   .error/           refused, beside <name>.error.json saying why
 
+With several `swgw run` processes on one folder (gateway/cluster.py) each claims into its own
+.work/<process>/: the rename is the claim, so each file is taken once; the leader takes over
+(`adopt`) the claimed files of a process that died.
+
 A file is complete when its size and mtime have not changed for `stable_seconds`
 (measured by our own clock across polls), or, with `done_marker`, once `<name>.done`
 exists. Links and non-regular files are never taken.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +40,41 @@ class FolderSource:
         self.done_marker = done_marker
         self.work = self.inbox / ".work"
         self._seen: dict[str, tuple[int, int, float]] = {}
+        self.peers = 1     # processes polling this folder (gateway/cluster.py)
         for d in (self.inbox, self.work):
             d.mkdir(parents=True, exist_ok=True)
+
+    def own(self, name: str) -> None:
+        """Claim into .work/<name>/ (one of several processes on this folder)."""
+        self.work = self.inbox / ".work" / name
+        self.work.mkdir(parents=True, exist_ok=True)
+
+    def adopt(self, alive: set[str]) -> int:
+        """Move into our work folder the files claimed by processes not in `alive` (work-folder
+        names), and those claimed before the folder was shared; `recover` then takes them."""
+        top = self.inbox / ".work"
+        if self.work == top:
+            return 0
+        n = 0
+        folders = [top] + [d for d in top.iterdir() if d.is_dir() and not d.is_symlink() and d.name not in alive]
+        for folder in folders:
+            for path in fsutil.regular_files(folder):
+                target = self.work / path.name
+                k = 1
+                while target.exists():
+                    target = self.work / f"{path.name}~{k}"
+                    k += 1
+                try:
+                    os.rename(path, target)   # atomic: two leaders in a split second cannot both take it
+                    n += 1
+                except FileNotFoundError:
+                    continue
+            if folder != top:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
+        return n
 
     def recover(self) -> list[Claimed]:
         """Files claimed before a crash and not yet archived."""
@@ -46,7 +84,7 @@ class FolderSource:
         now = time.monotonic() if now is None else now
         files = fsutil.regular_files(self.inbox)
         names = {p.name for p in files}
-        claimed = []
+        ready = []
         for path in files:
             if path.name.endswith(".done"):
                 continue
@@ -63,6 +101,12 @@ class FolderSource:
                     continue
                 if now - prev[2] < self.stable_seconds:
                     continue
+            ready.append(path)
+        if self.peers > 1:   # take a share, so that the other processes have files to work on too
+            random.shuffle(ready)
+            ready = ready[:-(-len(ready) // self.peers)]
+        claimed = []
+        for path in ready:
             c = self._claim(path)
             if c:
                 claimed.append(c)

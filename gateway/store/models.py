@@ -72,6 +72,9 @@ class Message(Base):
     pruned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # cluster (revision 0008_cluster): the process whose batch holds the message, until when
+    lease_owner: Mapped[str] = mapped_column(String(120), default="")
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     keys: Mapped[list[MessageKey]] = relationship(back_populates="message", cascade="all, delete-orphan",
                                                   order_by="MessageKey.id")  # in the order they came
@@ -295,3 +298,19 @@ class LoginAttempt(Base):
     ok: Mapped[bool] = mapped_column(Integer, default=0)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (Index("ix_login_attempts_client", "client", "at"),)
+
+
+# -- several `swgw run` processes on one store (revision 0008_cluster) ----------------------------
+class ClusterMember(Base):
+    """A `swgw run` process as it reports itself (gateway/cluster.py); `swgw doctor` lists them."""
+
+    __tablename__ = "cluster_members"
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)      # host:pid:start — the lease owner
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(40), default="run")
+    config_hash: Mapped[str] = mapped_column(String(64), default="")
+    leader: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

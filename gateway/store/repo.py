@@ -53,10 +53,15 @@ def by_keys(session: Session, doc_type: str, keys: list[str]) -> dict[tuple[str,
     return out
 
 
-def in_state(session: Session, state: str, limit: int, doc_type: str | None = None,
-             signer: str | None = None, transports: list[str] | None = None,
-             not_transports: list[str] | None = None, due=None) -> list[Message]:
+def in_state(session: Session, state: str, limit: int, **where) -> list[Message]:
     """Messages in `state`; with `due` (a time), only those whose next attempt is due by then."""
+    return list(session.scalars(state_query(state, limit, **where)))
+
+
+def state_query(state: str, limit: int, doc_type: str | None = None,
+                signer: str | None = None, transports: list[str] | None = None,
+                not_transports: list[str] | None = None, due=None):
+    """The select of `in_state` (gateway/store/leases.py takes it with leases)."""
     q = select(Message).where(Message.state == state).order_by(Message.id).limit(limit)
     if transports is not None:
         q = q.where(Message.transport.in_(transports))
@@ -68,7 +73,7 @@ def in_state(session: Session, state: str, limit: int, doc_type: str | None = No
         q = q.where(Message.doc_type == doc_type)
     if signer:
         q = q.where(Message.signer == signer)
-    return list(session.scalars(q))
+    return q
 
 
 def find(session: Session, ref: str) -> list[Message]:
