@@ -448,6 +448,15 @@ def card_info(config_path, name):
     from card.signer import SignerError
 
     rt = _runtime(config_path, upgrade=False)
+    try:   # closing resets each card (see card verify)
+        failed = _show_cards(rt, name, crypto, SignerError)
+    finally:
+        rt.close()
+    if failed:
+        raise Exit(1)
+
+
+def _show_cards(rt, name, crypto, SignerError) -> bool:
     failed = False
     for n in _signers(rt, name):
         sc = rt.signer_configs[n]
@@ -469,8 +478,7 @@ def card_info(config_path, name):
         click.echo(f"  certificate: {info.cert_no}  {cert.subject}")
         click.echo(f"               valid {cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d}, "
                    f"issued by {cert.issuer}")
-    if failed:
-        raise Exit(1)
+    return failed
 
 
 @card.command("verify")
@@ -479,9 +487,16 @@ def card_info(config_path, name):
 @click.option("--force", is_flag=True, help="try even when only one PIN try is left")
 def card_verify(config_path, name, force):
     """Check each card's PIN once; stop at the first refusal (never burn a card's tries)."""
+    rt = _runtime(config_path, upgrade=False)
+    try:   # closing resets each card: the PIN state this check made never outlives the command
+        _verify_pins(rt, name, force)
+    finally:
+        rt.close()
+
+
+def _verify_pins(rt, name, force):
     from card.signer import PinError, SignerError
 
-    rt = _runtime(config_path, upgrade=False)
     for n in _signers(rt, name):
         signer = rt.signer(n)
         if not hasattr(signer, "verify_pin"):

@@ -262,8 +262,11 @@ def test_a_withdrawn_application_is_resubmitted_under_the_same_number_and_approv
     assert app["state"] == "withdrawn", app
     trace = ws.swgw("trace", "WD2026000001", check=True).stdout
     assert "pending-review -> withdrawn" in trace and "撤销状态 撤销成功" in trace
-    withdrawal = business_documents(ws)[-1]
-    assert withdrawal.tag == f"{LIC}LicenseWithdrawal" and withdrawal.findtext(f"{LIC}Reason") == "合同号填写错误"
+    sent = business_documents(ws)   # in CopMsgId order, not the order they were sent
+    withdrawals = [d for d in sent if d.tag == f"{LIC}LicenseWithdrawal"]
+    assert len(sent) == 2 and len(withdrawals) == 1, [d.tag for d in sent]
+    withdrawal = withdrawals[0]
+    assert withdrawal.findtext(f"{LIC}Reason") == "合同号填写错误"
     from gateway.documents import family
     family("auto-import-license").verify_licence_signature(withdrawal)   # signed with the MOFCOM key
     # the corrected application under the same number is taken, sent and approved

@@ -15,11 +15,15 @@ def test_a_file_dropped_wakes_the_wait(tmp_path):
     if w.mode != "inotify":
         pytest.skip("inotify is not available on this platform")
     try:
-        threading.Timer(0.1, lambda: (tmp_path / "a.csv").write_text("x")).start()
+        staged = tmp_path.parent / f"{tmp_path.name}.staged"
+        staged.write_text("x")   # written elsewhere, then moved in: one event (MOVED_TO)
+        threading.Timer(0.1, lambda: staged.rename(tmp_path / "a.csv")).start()
         t0 = time.monotonic()
         assert w.wait(5.0) is True
         assert time.monotonic() - t0 < 2.0
         assert w.wait(0.2) is False, "the event was taken; nothing else happened"
+        threading.Timer(0.1, lambda: (tmp_path / "b.csv").write_text("y")).start()
+        assert w.wait(5.0) is True, "a file written in place wakes it too (create, then close-write)"
     finally:
         w.close()
 
