@@ -317,6 +317,17 @@ def import_declaration(client_seq: str, licence_ref: str, licence_code: str = "7
 
 
 @contextlib.contextmanager
+def store_rows(url: str, sql: str) -> list[tuple]:
+    """Rows of one SQL query on a store, read the way an operator's psql would (no swgw code)."""
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(url)
+    with eng.connect() as c:
+        rows = [tuple(r) for r in c.exec_driver_sql(sql).all()]
+    eng.dispose()
+    return rows
+
+
 def postgres_database(server: str = "postgresql+psycopg://postgres@127.0.0.1:5432"):
     """A fresh database on the machine's PostgreSQL, dropped afterwards; yields its URL."""
     import sqlalchemy as sa

@@ -13,22 +13,12 @@ import dataclasses
 import signal
 import uuid
 
-import sqlalchemy as sa
-
 from card import testbed
-from support import Workspace, postgres_database, use_transport, wait_for
+from support import Workspace, postgres_database, store_rows as _store, use_transport, wait_for
 from test_remote_signers import AMQP, ENT, ENT2, PIN, SECRETS, Site
 
 FILES, PER_FILE = 4, 50          # per enterprise and file: 2 x 4 x 50 = 400 declarations
 N = 2 * FILES * PER_FILE
-
-
-def _store(url: str, sql: str) -> list[tuple]:
-    eng = sa.create_engine(url)
-    with eng.connect() as c:
-        rows = [tuple(r) for r in c.exec_driver_sql(sql).all()]
-    eng.dispose()
-    return rows
 
 
 def _duplicates(ws: Workspace) -> list[str]:

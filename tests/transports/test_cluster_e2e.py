@@ -13,10 +13,9 @@ import signal
 import threading
 import time
 
-import sqlalchemy as sa
 from lxml import etree
 
-from support import Workspace, csv_rows, postgres_database, use_transport, wait_for
+from support import Workspace, csv_rows, postgres_database, store_rows as store, use_transport, wait_for
 from test_amqp_e2e import restart_rabbitmq
 
 DXP = "{http://www.chinaport.gov.cn/dxp}"
@@ -82,14 +81,6 @@ def arrivals(ws: Workspace) -> tuple[list[str], list[str]]:
     dup_log = ws.received / "duplicates.log"
     dups = [line.split()[1] for line in dup_log.read_text().splitlines()] if dup_log.exists() else []
     return keys, dups
-
-
-def store(url: str, sql: str) -> list[tuple]:
-    eng = sa.create_engine(url)
-    with eng.connect() as c:
-        rows = [tuple(r) for r in c.exec_driver_sql(sql).all()]
-    eng.dispose()
-    return rows
 
 
 def leader_pid(url: str) -> int | None:
