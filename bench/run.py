@@ -31,7 +31,7 @@ import baseline  # noqa: E402
 import floor  # noqa: E402
 import harness  # noqa: E402
 import workload  # noqa: E402
-from gateway import metrics  # noqa: E402
+from gateway import gctune, metrics  # noqa: E402
 
 RESULTS: dict[str, dict] = {}
 FLOOR: list[float] = []   # the floor's rate, once measured
@@ -253,6 +253,7 @@ def main() -> int:
     lines = sum(t.count("\n") - 1 for _, t, _ in files)
     print(f"workload: {args.declarations} declarations, {lines} goods lines ({lines / args.declarations:.1f} per "
           f"declaration, 1–50), {len(files)} files, {args.layout} layout; {os.cpu_count()} cores")
+    gctune.settle()   # every scenario (floor and baseline too) under the collector setting `swgw run` uses
     bench_floor(tmp, keys, files)
     base = bench_baseline(tmp, keys, files)
     if not only or "mapping" in only:

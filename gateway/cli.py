@@ -65,6 +65,7 @@ def cli():
               help="with --drain: seconds without new receipts before stopping while waiting for an authority")
 def run(config_path, drain, timeout, settle):
     """Run the daemon (until SIGTERM/SIGINT, or with --drain until everything is settled)."""
+    from gateway import gctune
     from gateway.config import ConfigError
     from gateway.daemon import Daemon
 
@@ -76,6 +77,7 @@ def run(config_path, drain, timeout, settle):
             daemon.start()
         except ConfigError as exc:   # e.g. a second process on a SQLite store
             raise Exit(2, f"swgw run: {exc}") from None
+        gctune.settle()   # start-up done: its objects out of the collector's sight (gateway/gctune.py)
         if drain:
             result = daemon.drain(timeout=timeout, settle=settle)
             _print_summary(rt, daemon, result)

@@ -315,7 +315,7 @@ def _changing(f: FieldSpec, codes: CodeTables) -> bool:
 class SectionPlan:
     """One section compiled: its active fields with their converters, and what picks its rows."""
 
-    __slots__ = ("spec", "fields", "cells", "skip_column", "dedupe_columns")
+    __slots__ = ("spec", "fields", "cells", "skip_column", "dedupe_columns", "record")
 
     def __init__(self, spec: SectionSpec, fields: list[FieldSpec], codes: CodeTables):
         self.spec = spec
@@ -332,6 +332,54 @@ class SectionPlan:
         self.skip_column = skip.column if skip is not None and skip.column else None
         self.dedupe_columns = [f.column for f in fields if f.name in spec.dedupe_by and f.column] \
             if spec.dedupe_by and not spec.within else []
+        self.record = _compiled_record(self.fields)
+
+
+def _compiled_record(fields: list[FieldPlan]):
+    """A row's record of one section: a function written out once per plan (per header), one
+    straight block per field with its column, label, converter and memo bound as constants — no
+    per-row loop over the field list. Per field: the cell (or constant); an empty optional cell is
+    skipped; the converter's answer (memoised per raw text) is kept as a Value that knows its row
+    and column, or its error is reported located (row, column, field, rule, value)."""
+    env = {"Value": Value, "_fail": _field_failed, "_remember": _remember}
+    lines = ["def record(row, errors):", "    row_no, values, ref = row", "    get = values.get",
+             "    rec = {}", "    bad = None"]
+    for i, (name, column, constant, convert_one, empty_is_nothing, label, memo) in enumerate(fields):
+        env.update({f"n{i}": name, f"c{i}": column, f"k{i}": constant, f"f{i}": convert_one, f"l{i}": label,
+                    f"m{i}": memo})
+        lines.append(f"    raw = get(c{i}, '')" if column else f"    raw = k{i}")
+        ind = "    "
+        if empty_is_nothing:   # an empty optional cell: nothing to check, nothing to keep
+            lines.append("    if raw:")
+            ind = "        "
+        if memo is None:
+            lines.append(f"{ind}text, err = f{i}(raw)")
+        else:
+            lines += [f"{ind}said = m{i}.get(raw)", f"{ind}if said is None:",
+                      f"{ind}    said = _remember(m{i}, f{i}, raw)", f"{ind}text, err = said"]
+        lines += [f"{ind}if err:", f"{ind}    bad = _fail(bad, errors, ref, c{i}, l{i}, err, raw)",
+                  f"{ind}elif text != '':", f"{ind}    rec[n{i}] = Value(text, None, ref, c{i})"]
+    lines.append("    return rec")
+    exec(compile("\n".join(lines), "<mapping plan>", "exec"), env)
+    return env["record"]
+
+
+def _remember(memo: dict, convert_one, raw: str):
+    if len(memo) >= _MEMO:
+        memo.clear()
+    said = memo[raw] = convert_one(raw)
+    return said
+
+
+def _field_failed(bad_columns, errors, ref, column, label, err, raw):
+    """A field's error, located; one bad code read by several fields (ExporterCode, its name, its
+    address) is one error. Returns the columns that failed so far."""
+    if bad_columns is None:
+        bad_columns = set()
+    if not (err[0] == "reference" and column in bad_columns):
+        errors.append(FieldError.at(ref.origin(column), label, err[0], err[1], raw))
+    bad_columns.add(column)
+    return bad_columns
 
 
 class Plan:
@@ -364,11 +412,10 @@ class Plan:
         enterprise = first_values.get(m.enterprise, "").strip() if m.enterprise else ""
         sections: dict[str, list[Record]] = {}
         by_row: dict[str, dict[int, Record]] = {}   # per-row section -> row -> its record (for `within`)
-        record = self._record
         for sp in self.sections:
             spec, fields = sp.spec, sp.fields
             if spec.per == "group":
-                rec = record(fields, rows[0], errors)
+                rec = sp.record(rows[0], errors)
                 if len(rows) > 1:
                     self._check_consistent(sp, rows, errors)
                 sections[spec.name] = [rec]
@@ -387,7 +434,7 @@ class Plan:
                     if raw_ident in seen_raw:
                         continue
                     seen_raw.add(raw_ident)
-                rec = record(fields, row, errors)
+                rec = sp.record(row, errors)
                 if within:
                     parent = by_row.get(within, {}).get(row[0])
                     if parent is None:
@@ -458,37 +505,6 @@ class Plan:
                         "consistent", f"differs from row {rows[0][0]} ({first!r}) although both rows belong to "
                         f"the same document", other))
                     break
-
-    @staticmethod
-    def _record(fields: list[FieldPlan], row, errors) -> Record:
-        row_no, values, ref = row
-        rec: Record = {}
-        bad_columns = None
-        get = values.get
-        for name, column, constant, convert_one, empty_is_nothing, label, memo in fields:
-            raw = get(column, "") if column else constant
-            if not raw and empty_is_nothing:   # an empty optional cell: nothing to check, nothing to keep
-                continue
-            if memo is None:
-                text, err = convert_one(raw)
-            else:
-                said = memo.get(raw)
-                if said is None:
-                    if len(memo) >= _MEMO:
-                        memo.clear()
-                    said = memo[raw] = convert_one(raw)
-                text, err = said
-            if err:
-                # one bad code read by several fields (ExporterCode, its name, its address) is one error
-                if bad_columns is None:
-                    bad_columns = set()
-                if not (err[0] == "reference" and column in bad_columns):
-                    errors.append(FieldError.at(ref.origin(column), label, err[0], err[1], raw))
-                bad_columns.add(column)
-                continue
-            if text != "":
-                rec[name] = Value(text, None, ref, column)
-        return rec
 
 
 def _field_spec(path, sname, fname, fraw) -> FieldSpec:

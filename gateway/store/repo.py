@@ -1,14 +1,15 @@
 """Queries and state changes. Every state change writes an event in the same transaction."""
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.store.models import Event, Message, MessageKey, Receipt, utcnow
 
 
 def transition(session: Session, msg: Message, to_state: str, detail: str = "") -> None:
-    _add_event(session, msg, Event(kind="state", from_state=msg.state, to_state=to_state, detail=detail))
+    _add_event(session, msg, "state", msg.state, to_state, detail)
     msg.state = to_state
     msg.updated_at = utcnow()
 
@@ -16,25 +17,49 @@ def transition(session: Session, msg: Message, to_state: str, detail: str = "") 
 def note(session: Session, msg: Message | None, kind: str, detail: str) -> None:
     if not isinstance(msg, Message):   # None, or a stand-in (an inspection order without its declaration)
         msg = None
-    event = Event(kind=kind, from_state=msg.state if msg else "", to_state=msg.state if msg else "", detail=detail)
     if msg is None:
-        session.add(event)
+        session.add(Event(kind=kind, from_state="", to_state="", detail=detail))
     else:
-        _add_event(session, msg, event)
+        _add_event(session, msg, kind, msg.state, msg.state, detail)
 
 
-def _add_event(session: Session, msg: Message, event: Event) -> None:
+def _add_event(session: Session, msg: Message, kind: str, from_state: str, to_state: str, detail: str) -> None:
     """An event is a row naming its message (msg.events, the write-only collection, would build a
-    query each time): by id when the message is stored, else by the relationship that learns the
-    id at the flush."""
+    query each time): a plain row, no ORM object and no unit of work, inserted with the batch's
+    others in one executemany INSERT once its message has its id — at the next flush (a new
+    message's id comes with it) or commit, in the session's transaction, in the order noted."""
     if session is None:
-        msg.events.add(event)
+        msg.events.add(Event(kind=kind, from_state=from_state, to_state=to_state, detail=detail))
         return
-    if msg.id is not None:
-        event.message_id = msg.id
-    else:
-        event.message = msg
-    session.add(event)
+    if not session.in_transaction():
+        session.begin()   # as session.add would: a rollback before the next commit drops the row
+    if msg.id is None and msg not in session:
+        session.add(msg)  # as the relationship's cascade did: the event stores its new message
+    session.info.setdefault(_PENDING, []).append(
+        (msg, {"at": utcnow(), "kind": kind, "from_state": from_state, "to_state": to_state, "detail": detail}))
+
+
+_PENDING = "swgw pending events"
+
+
+@sa_event.listens_for(Session, "after_flush")
+@sa_event.listens_for(Session, "before_commit")
+def _insert_pending_events(session: Session, *_) -> None:
+    """The pending events whose messages have their ids (those of a message still unflushed wait
+    for the flush that commit runs next)."""
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
+    ready = [{**row, "message_id": msg.id} for msg, row in pending if msg.id is not None]
+    session.info[_PENDING] = [(msg, row) for msg, row in pending if msg.id is None]
+    if ready:
+        session.execute(insert(Event.__table__), ready)
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _drop_pending_events(session: Session, transaction) -> None:
+    if transaction.parent is None:   # committed (inserted above), or rolled back: they go with it
+        session.info.pop(_PENDING, None)
 
 
 def add_key(msg: Message, name: str, value: str) -> None:
