@@ -316,7 +316,6 @@ def import_declaration(client_seq: str, licence_ref: str, licence_code: str = "7
     return ",".join(header) + "\n" + ",".join([row[c] for c in cols] + [licence_code, licence_ref]) + "\n"
 
 
-@contextlib.contextmanager
 def store_rows(url: str, sql: str) -> list[tuple]:
     """Rows of one SQL query on a store, read the way an operator's psql would (no swgw code)."""
     import sqlalchemy as sa
@@ -328,6 +327,7 @@ def store_rows(url: str, sql: str) -> list[tuple]:
     return rows
 
 
+@contextlib.contextmanager
 def postgres_database(server: str = "postgresql+psycopg://postgres@127.0.0.1:5432"):
     """A fresh database on the machine's PostgreSQL, dropped afterwards; yields its URL."""
     import sqlalchemy as sa
