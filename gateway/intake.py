@@ -133,7 +133,7 @@ def _record(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str
     """Record one file: its report, and the (intake, report entry, message) of each new message,
     whose ids the caller fills in after its flush."""
     prior = previous.get(sha)
-    if prior is not None and prior.name == claimed.name and claimed.path.parent == dt.source.work \
+    if prior is not None and claimed.recovered and prior.name == claimed.name \
             and _committed_from_work(s, prior, claimed):
         return {**(prior.report or {}), "outcome": prior.outcome}, []
     if prior is not None:
@@ -151,7 +151,8 @@ def _record(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str
 
 
 def _committed_from_work(s, previous: IntakeFile, claimed: Claimed) -> bool:
-    """A crash after commit and before the move: the same file is back in .work/."""
+    """A crash after commit and before the move: the same file is back in .work/ (a file of the
+    same name and content dropped again later is claimed anew: a duplicate, recorded as such)."""
     return (previous.report or {}).get("claimed_as") == claimed.path.name
 
 

@@ -47,6 +47,34 @@ def test_files_in_one_poll_same_content_and_same_keys(workspace):
         rt.close()
 
 
+def test_the_same_file_dropped_again_under_its_name_is_a_recorded_duplicate(workspace):
+    """An ERP that exports the same file again under the same name: the second drop is a
+    duplicate with its own intake record (not mistaken for the recovery of the first after a
+    crash), and nothing is stored or sent twice."""
+    rt = Runtime.open(config.load(workspace.config))
+    try:
+        dt = rt.doc_types["declaration"]
+        dt.source.stable_seconds = 0
+        inbox = workspace.inbox
+        inbox.mkdir(parents=True, exist_ok=True)
+        reports = []
+        for _ in range(2):
+            (inbox / "export.csv").write_text(csv_rows(2, prefix="AGN"), encoding="utf-8")
+            old = os.stat(inbox / "export.csv").st_mtime - 60
+            os.utime(inbox / "export.csv", (old, old))
+            claimed = dt.source.poll() or dt.source.poll()
+            assert [c.name for c in claimed] == ["export.csv"]
+            reports += intake.take_files(rt, dt, claimed)
+        assert [r["outcome"] for r in reports] == ["accepted", "duplicate"]
+        assert reports[1]["same_as"] == "export.csv"
+        with rt.sessions() as s:
+            assert [(f.name, f.outcome) for f in s.query(IntakeFile).order_by(IntakeFile.id)] == [
+                ("export.csv", "accepted"), ("export.csv", "duplicate")]
+            assert s.query(Message).count() == 2
+    finally:
+        rt.close()
+
+
 def test_a_file_that_trips_a_fault_while_storing_does_not_hold_back_the_others(workspace, monkeypatch):
     """If storing a batch fails (here: a fault injected for one declaration), each file is
     stored alone; the one that fails is refused with what went wrong, the others go on."""

@@ -31,6 +31,7 @@ from gateway import fsutil
 class Claimed:
     name: str          # original name in the inbox
     path: Path         # where it is now (.work/...)
+    recovered: bool = False   # found in .work/ at start (claimed before a crash), not claimed now
 
 
 class FolderSource:
@@ -78,7 +79,7 @@ class FolderSource:
 
     def recover(self) -> list[Claimed]:
         """Files claimed before a crash and not yet archived."""
-        return [Claimed(p.name, p) for p in fsutil.regular_files(self.work)]
+        return [Claimed(p.name, p, recovered=True) for p in fsutil.regular_files(self.work)]
 
     def poll(self, now: float | None = None) -> list[Claimed]:
         now = time.monotonic() if now is None else now
