@@ -38,14 +38,6 @@ SECRET_ENV = "SWGW_BENCH_SIGNER_SECRET"
 VPCD_DRIVER = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
 
 
-def available() -> str | None:
-    try:
-        testbed.check_installed()
-        return None
-    except testbed.TestbedUnavailable as exc:
-        return str(exc)
-
-
 def _second_host_unavailable() -> str | None:
     if os.geteuid() != 0 or not shutil.which("unshare"):
         return "a second pcscd in its own mount namespace needs root and unshare"

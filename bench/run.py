@@ -302,9 +302,10 @@ def main() -> int:
         else:
             cards.run(tmp, keys, args.card_latency_ms, args.card_declarations, say)
     if not only or "remote" in only:
+        import cards
         import remote_cards
 
-        reason = remote_cards.available()
+        reason = cards.available()   # the same PC/SC stack
         if reason:
             print(f"remote card-bound mode skipped: {reason} (make test installs the PC/SC stack)")
         else:

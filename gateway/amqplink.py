@@ -136,7 +136,7 @@ class AmqpLink:
                 self.on_channel(ch)
             return conn, ch
         except BaseException as exc:
-            _close_quietly(conn)
+            close_quietly(conn)
             if isinstance(exc, pex.ChannelClosedByBroker):
                 raise self.broker_error("declaring queues/exchanges", exc) from None
             if isinstance(exc, _LINK_ERRORS):
@@ -201,7 +201,7 @@ class AmqpLink:
                                         "; `swgw run` declares what it uses when it starts"))
                     ch = conn.channel()
         finally:
-            _close_quietly(conn)
+            close_quietly(conn)
         return checks
 
     # ---- un-acked deliveries -----------------------------------------------------
@@ -225,7 +225,7 @@ class AmqpLink:
         conn = self._conn
         self._conn = self._ch = None
         self.held.clear()
-        _close_quietly(conn)
+        close_quietly(conn)
 
     close = drop
 
@@ -262,7 +262,8 @@ def describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _close_quietly(conn) -> None:
+def close_quietly(conn) -> None:
+    """Close a pika connection if it is open; a link already gone raises nothing."""
     if conn is None:
         return
     try:

@@ -31,7 +31,7 @@ from card import crypto
 from card.signer import (ECDSA_SHA256, RSA_SHA1, SM2_SM3, CardAbsent, CardInfo, CardMismatch, PinError, Signer,
                          SignerError, current_purpose)
 from gateway import health, signer_wire as wire
-from gateway.amqplink import AmqpLink, describe
+from gateway.amqplink import AmqpLink, close_quietly, describe
 from gateway.log import get_logger
 from gateway.redact import Hidden, reveal
 
@@ -318,12 +318,7 @@ class RemoteSigner(Signer):
                     slot.error = AgentAway(f"card {self.media_no}: the broker link was lost while signing; "
                                            f"the message waits", self._heard)
                     slot.done.set()
-                if conn is not None:
-                    try:
-                        if conn.is_open:
-                            conn.close()
-                    except Exception:
-                        pass
+                close_quietly(conn)
             if not self._stop.is_set():
                 self._note_away()
                 self._stop.wait(delay)

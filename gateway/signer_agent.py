@@ -31,7 +31,7 @@ import pika
 
 from card.signer import CardAbsent, CardMismatch, PinError, Signer, SignerError
 from gateway import signer_wire as wire
-from gateway.amqplink import AmqpLink, describe
+from gateway.amqplink import AmqpLink, close_quietly, describe
 from gateway.config import SignerFile
 from gateway.log import get_logger
 from gateway.redact import Hidden, reveal
@@ -241,12 +241,7 @@ class Agent:
                             retry_in=delay)
             finally:
                 self._consumer = None
-                if conn is not None:
-                    try:
-                        if conn.is_open:
-                            conn.close()
-                    except Exception:
-                        pass
+                close_quietly(conn)
             stop.wait(delay)
             delay = min(delay * 2, 10.0)
 

@@ -60,11 +60,7 @@ class FolderSource:
         folders = [top] + [d for d in top.iterdir() if d.is_dir() and not d.is_symlink() and d.name not in alive]
         for folder in folders:
             for path in fsutil.regular_files(folder):
-                target = self.work / path.name
-                k = 1
-                while target.exists():
-                    target = self.work / f"{path.name}~{k}"
-                    k += 1
+                target = self._free_name(path.name)
                 try:
                     os.rename(path, target)   # atomic: two leaders in a split second cannot both take it
                     n += 1
@@ -115,12 +111,15 @@ class FolderSource:
             self._seen.pop(gone, None)
         return claimed
 
-    def _claim(self, path: Path) -> Claimed | None:
-        target = self.work / path.name
-        n = 1
+    def _free_name(self, name: str) -> Path:
+        """A name in the work folder no claimed file has: `name`, else `name~1`, `name~2` …"""
+        target, n = self.work / name, 1
         while target.exists():
-            target = self.work / f"{path.name}~{n}"
-            n += 1
+            target, n = self.work / f"{name}~{n}", n + 1
+        return target
+
+    def _claim(self, path: Path) -> Claimed | None:
+        target = self._free_name(path.name)
         try:
             os.rename(path, target)
         except FileNotFoundError:
