@@ -28,9 +28,6 @@ def _add_event(session: Session, msg: Message, kind: str, from_state: str, to_st
     query each time): a plain row, no ORM object and no unit of work, inserted with the batch's
     others in one executemany INSERT once its message has its id — at the next flush (a new
     message's id comes with it) or commit, in the session's transaction, in the order noted."""
-    if session is None:
-        msg.events.add(Event(kind=kind, from_state=from_state, to_state=to_state, detail=detail))
-        return
     if not session.in_transaction():
         session.begin()   # as session.add would: a rollback before the next commit drops the row
     if msg.id is None and msg not in session:
