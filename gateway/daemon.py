@@ -30,6 +30,8 @@ from gateway.transports.base import TransportError
 
 log = get_logger("daemon")
 
+SIDE_EVERY = 0.25   # seconds between passes of the leader's stages while they find nothing (Daemon._side_due)
+
 
 @dataclass
 class DrainResult:
@@ -51,6 +53,7 @@ class Daemon:
         self.wakeup: Wakeup | None = None   # wakes the loop when a drop folder changes or a signer signed
         self.member: cluster.Member | None = None   # this process among those sharing the store
         self._adopted_at = 0.0
+        self._side_at, self._side_busy = 0.0, False   # the leader's stages: when they last ran, found work
 
     @property
     def leader(self) -> bool:
@@ -138,8 +141,20 @@ class Daemon:
         taken = intake.run_once(self.rt) + self._take_records()
         if taken and self.signing is not None:
             self.signing.nudge()   # the signing threads sign what was just prepared, without waiting a poll
-        return taken + pipeline.step(self.rt, sign=self.signing is None, leader=leader) \
-            + (sync.send_queued(self.rt) if leader else 0)   # 数据同步 requests queued by `swgw sync` or the daily job
+        done = taken + pipeline.step(self.rt, sign=self.signing is None, leader=False)
+        if leader and self._side_due():   # receipts, routing, licences; 数据同步 requests queued by `swgw sync`
+            side = pipeline.step(self.rt, sign=False, only=pipeline.LEADER_ONLY) + sync.send_queued(self.rt)
+            self._side_at, self._side_busy = time.monotonic(), side > 0
+            done += side
+        return done
+
+    def _side_due(self) -> bool:
+        """The leader's stages each query the store. While files pour in, passes follow each
+        other without a pause, and asking every pass (some 40 times a second) cost a twentieth
+        of the loop's time. They run every pass while they find work (a burst of receipts goes
+        at full speed), else at most every SIDE_EVERY seconds: a first receipt waits that much
+        longer at most."""
+        return self._side_busy or time.monotonic() - self._side_at >= SIDE_EVERY
 
     def _lead(self) -> bool:
         """Start or stop what runs on the leader alone as leadership comes and goes; the leader

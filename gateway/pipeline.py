@@ -411,12 +411,12 @@ STAGES = (("licences", licence_use.release_batch),   # declarations waiting for 
 LEADER_ONLY = {"licences", "receive", "route"}   # in a cluster, one process (gateway/cluster.py): receipts in order
 
 
-def step(rt: Runtime, sign: bool = True, leader: bool = True) -> int:
+def step(rt: Runtime, sign: bool = True, leader: bool = True, only: set[str] | None = None) -> int:
     """One pass of every stage after intake (signing too, unless signing workers do it; those
-    of one process only on the leader)."""
+    of one process only on the leader; `only`: just these)."""
     done = 0
     for name, stage in STAGES:
-        if (name == "sign" and not sign) or (name in LEADER_ONLY and not leader):
+        if (name == "sign" and not sign) or (name in LEADER_ONLY and not leader) or (only and name not in only):
             continue
         with metrics.timed(name):
             done += metrics.count(name, stage(rt))

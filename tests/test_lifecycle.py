@@ -399,8 +399,8 @@ def test_sigterm_stops_cleanly_and_persisted_jobs_keep_their_times_across_a_rest
     assert daemon.wait(timeout=15) == 0
     assert time.monotonic() - started < 10
     time.sleep(0.2)
-    text = "".join(log)
-    assert '"stopping"' in text and "Traceback" not in text
+    text = "\n".join(log)
+    assert '"stopping"' in text and "Traceback" not in text, text[-4000:]
     jobs = _jobs(ws)
     assert set(jobs) == {"swgw-deadlines", "swgw-housekeeping"}
     first = jobs["swgw-housekeeping"]
