@@ -105,3 +105,41 @@ def test_a_file_that_trips_a_fault_while_storing_does_not_hold_back_the_others(w
             assert sorted(m.business_key for m in s.query(Message)) == ["GOD0000000", "GOD0000001", "MOR0000000"]
     finally:
         rt.close()
+
+
+def test_a_poll_of_many_files_is_stored_in_several_transactions_each_committed_before_the_next(workspace,
+                                                                                           monkeypatch):
+    """Files claimed together go in transactions of about BYTES_PER_TRANSACTION (a file never split):
+    signing can start on the first while the next is mapped, and what one transaction stored makes
+    a later copy in the same poll a duplicate all the same."""
+    monkeypatch.setattr(intake, "BYTES_PER_TRANSACTION", 1)   # one file each
+    rt = Runtime.open(config.load(workspace.config))
+    seen_before: list[int] = []
+    real = intake.take_files
+
+    def counting(rt_, dt_, chunk):   # how many messages were committed when each transaction began
+        with rt_.sessions() as s:
+            seen_before.append(s.query(Message).count())
+        return real(rt_, dt_, chunk)
+
+    monkeypatch.setattr(intake, "take_files", counting)
+    try:
+        inbox = workspace.inbox
+        inbox.mkdir(parents=True, exist_ok=True)
+        first = csv_rows(2, prefix="TRX")
+        (inbox / "a.csv").write_text(first, encoding="utf-8")
+        (inbox / "b.csv").write_text(csv_rows(3, prefix="TRY"), encoding="utf-8")
+        (inbox / "c.csv").write_text(first, encoding="utf-8")
+        old = os.stat(inbox / "a.csv").st_mtime - 60
+        for name in ("a.csv", "b.csv", "c.csv"):
+            os.utime(inbox / name, (old, old))
+        rt.doc_types["declaration"].source.stable_seconds = 0
+        assert intake.run_once(rt) + intake.run_once(rt) == 3
+        assert len(seen_before) == 3 and seen_before[0] == 0 and seen_before[1] in (2, 3) and seen_before[2] == 5
+        with rt.sessions() as s:
+            outcomes = sorted((f.name, f.outcome) for f in s.query(IntakeFile))
+            assert s.query(Message).count() == 5
+        dup = [o for n, o in outcomes if n in ("a.csv", "c.csv")]
+        assert sorted(dup) == ["accepted", "duplicate"] and ("b.csv", "accepted") in outcomes
+    finally:
+        rt.close()
