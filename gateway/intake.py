@@ -424,7 +424,8 @@ def run_once(rt: Runtime, recover: bool = False) -> int:
     """Poll every drop folder once; returns how many files were taken."""
     n = 0
     for dt in rt.doc_types.values():
-        claimed = dt.source.recover() if recover else dt.source.poll()
+        # a transaction's worth a pass: the loop transmits what was signed meanwhile, then comes back
+        claimed = dt.source.recover() if recover else dt.source.poll(budget=BYTES_PER_TRANSACTION)
         for chunk in _transactions(claimed):
             with metrics.timed("intake"):
                 reports = take_files(rt, dt, chunk)

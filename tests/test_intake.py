@@ -107,11 +107,10 @@ def test_a_file_that_trips_a_fault_while_storing_does_not_hold_back_the_others(w
         rt.close()
 
 
-def test_a_poll_of_many_files_is_stored_in_several_transactions_each_committed_before_the_next(workspace,
-                                                                                           monkeypatch):
-    """Files claimed together go in transactions of about BYTES_PER_TRANSACTION (a file never split):
-    signing can start on the first while the next is mapped, and what one transaction stored makes
-    a later copy in the same poll a duplicate all the same."""
+def test_files_are_stored_a_transaction_at_a_time_each_committed_before_the_next(workspace, monkeypatch):
+    """A pass claims about BYTES_PER_TRANSACTION of files (a file never split) and files claimed
+    together are stored in transactions of that size: signing starts on the first while the next
+    is mapped, and what one transaction stored makes a later copy a duplicate all the same."""
     monkeypatch.setattr(intake, "BYTES_PER_TRANSACTION", 1)   # one file each
     rt = Runtime.open(config.load(workspace.config))
     seen_before: list[int] = []
@@ -133,8 +132,13 @@ def test_a_poll_of_many_files_is_stored_in_several_transactions_each_committed_b
         old = os.stat(inbox / "a.csv").st_mtime - 60
         for name in ("a.csv", "b.csv", "c.csv"):
             os.utime(inbox / name, (old, old))
-        rt.doc_types["declaration"].source.stable_seconds = 0
-        assert intake.run_once(rt) + intake.run_once(rt) == 3
+        source = rt.doc_types["declaration"].source
+        source.stable_seconds = 0
+        source.poll()   # first sight of each file (stable_seconds 0: ready at the next look)
+        assert intake.run_once(rt) == 1, "a pass claims a transaction's worth; the rest wait in the inbox"
+        assert len(list(inbox.glob("*.csv"))) == 2
+        assert len(source.poll()) == 2   # claimed together (as after a restart, recovered from .work/) …
+        assert intake.run_once(rt, recover=True) == 2   # … they are still stored one transaction each
         assert len(seen_before) == 3 and seen_before[0] == 0 and seen_before[1] in (2, 3) and seen_before[2] == 5
         with rt.sessions() as s:
             outcomes = sorted((f.name, f.outcome) for f in s.query(IntakeFile))

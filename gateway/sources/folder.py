@@ -77,7 +77,9 @@ class FolderSource:
         """Files claimed before a crash and not yet archived."""
         return [Claimed(p.name, p, recovered=True) for p in fsutil.regular_files(self.work)]
 
-    def poll(self, now: float | None = None) -> list[Claimed]:
+    def poll(self, now: float | None = None, budget: int | None = None) -> list[Claimed]:
+        """Claim the ready files (all, or about `budget` bytes of them: at least one); the rest
+        stay in the inbox, ready for the next poll."""
         now = time.monotonic() if now is None else now
         files = fsutil.regular_files(self.inbox)
         names = {p.name for p in files}
@@ -102,11 +104,15 @@ class FolderSource:
         if self.peers > 1:   # take a share, so that the other processes have files to work on too
             random.shuffle(ready)
             ready = ready[:-(-len(ready) // self.peers)]
-        claimed = []
+        claimed, size = [], 0
         for path in ready:
+            if budget is not None and claimed and size >= budget:
+                break
             c = self._claim(path)
             if c:
                 claimed.append(c)
+                if budget is not None:
+                    size += _size(c.path)
         for gone in set(self._seen) - names:
             self._seen.pop(gone, None)
         return claimed
@@ -148,3 +154,10 @@ class FolderSource:
         fsutil.atomic_write(target.with_name(target.name + ".error.json"),
                             json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8"))
         return target
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
