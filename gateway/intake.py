@@ -276,7 +276,9 @@ def evaluate(rt: Runtime, dt: DocType, mapped: Mapped, files=None) -> Evaluation
         if not errors:
             built = dt.family.build(mapped)
             errors.extend(dt.family.locate(built, dt.family.schema.errors(built.root)))
-    document = etree.tostring(built.root, xml_declaration=True, encoding="UTF-8") if built is not None else None
+    document = None
+    if built is not None:   # the text the tree was parsed from is its serialization (Built.serialized)
+        document = built.serialized or etree.tostring(built.root, xml_declaration=True, encoding="UTF-8")
     return Evaluation(mapped, ent.code if ent else mapped.enterprise, op.signer if op else "", document, errors,
                       carried if document is not None else [])
 

@@ -74,6 +74,16 @@ class _NotAsText(Exception):
 _TEXT_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
+_DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"   # as etree.tostring(xml_declaration=True) writes it
+
+
+def _escape_text(text: str) -> str:
+    """A value as element text, the way lxml writes it: &, < and > escaped."""
+    if "&" in text or "<" in text or ">" in text:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text
+
+
 def _escape_attr(value: str) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;").replace(">", "&gt;")
 
@@ -85,6 +95,8 @@ class _Positions(dict):
         super().__init__()
         self.wrappers: dict[str, str] = {}
         self.orders: dict[tuple, list] = {}    # a record's field names -> [(name, qualified name)] in order
+        self.forms: dict[tuple, tuple] = {}    # a record's field names -> (element names in order, its text
+                                               # with a %s for each value), for _text_record
 
 
 @dataclass
@@ -92,6 +104,9 @@ class Built:
     root: etree._Element
     origins: dict = field(default_factory=dict)   # element -> Origin, or the Value it holds (see origin())
     rebuild: object = None    # a tree parsed from text: builds it again element by element for origins
+    serialized: bytes | None = None   # a tree parsed from text: that text, which is what
+                                      # etree.tostring(root, xml_declaration=True, encoding="UTF-8") writes
+                                      # of it (XML declaration, UTF-8), until the tree is changed
 
     def origin(self, elem) -> Origin | None:
         if self.rebuild is not None:   # the same tree built with origins: its elements pair with ours
@@ -134,6 +149,7 @@ class DocumentFamily(abc.ABC):
         self.schema = Schema(Path(xsd_dir) / self.xsd_name)
         self.order = self.schema.element_order(self.root_name)
         self._plans: dict[str, list] = {}
+        self._below: dict[str, frozenset] = {}   # element -> the names under it (_descendants)
         self._repeatable: set[str] | None = None
 
     @property
@@ -183,19 +199,23 @@ class DocumentFamily(abc.ABC):
     def build(self, mapped: Mapped) -> Built:
         """The document's tree: written as text in schema order and parsed by lxml in one call (what
         each element came from is found only when an error asks, see Built.origin); a value the text
-        cannot carry as it is (a carriage return, an empty text) builds element by element."""
+        cannot carry as it is (a carriage return, an empty text) builds element by element. The text
+        is kept as the document's serialization (Built.serialized): it is what lxml writes of the
+        tree, because the text writes each value as lxml does (&, < and > escaped, nothing else) and
+        the root as lxml writes it (its namespace, then its attributes)."""
+        attrs = "".join(f' {k}="{_escape_attr(v)}"' for k, v in self.root_attributes.items())
+        out: list[str] = [f"{_DECLARATION}<{self.root_name} xmlns=\"{_escape_attr(self.namespace)}\"{attrs}>"]
         try:
-            out: list[str] = []
             self._text_fill(out, self.root_name, mapped)
         except _NotAsText:
             return self.build_elements(mapped)
-        attrs = "".join(f' {k}="{_escape_attr(v)}"' for k, v in self.root_attributes.items())
-        text = f'<{self.root_name} xmlns="{_escape_attr(self.namespace)}"{attrs}>{"".join(out)}</{self.root_name}>'
+        out.append(f"</{self.root_name}>")
         try:
-            root = etree.fromstring(text, _TEXT_PARSER)
+            data = "".join(out).encode("utf-8")
+            root = etree.fromstring(data, _TEXT_PARSER)
         except (etree.XMLSyntaxError, ValueError):   # a character XML cannot hold: as the elements say it
-            return self.build_elements(mapped)
-        return Built(root=root, rebuild=lambda: self.build_elements(mapped))
+            return self.build_elements(mapped)       # (UnicodeEncodeError, a lone surrogate, is a ValueError)
+        return Built(root=root, rebuild=lambda: self.build_elements(mapped), serialized=data)
 
     def build_elements(self, mapped: Mapped) -> Built:
         """The document built element by element, each element's origin kept."""
@@ -204,32 +224,51 @@ class DocumentFamily(abc.ABC):
         self._fill(built, built.root, self.root_name, mapped)
         return built
 
-    def _text_fill(self, out: list[str], parent_name: str, mapped: Mapped) -> None:
-        """_fill as text."""
+    def _text_fill(self, out: list[str], parent_name: str, mapped: Mapped, filled: set | None = None) -> None:
+        """_fill as text. `filled`: the sections with a record (what _has_data looks for)."""
+        sections = mapped.sections
+        if filled is None:
+            filled = {name for name, items in sections.items() if any(items)}
         for child in self.order.get(parent_name, []):
-            if child in mapped.sections:
-                for rec in mapped.sections[child]:
+            if child in sections:
+                for rec in sections[child]:
                     if rec:
                         self._text_record(out, child, rec)
-            elif child in self.order and self._has_data(child, mapped):
+            elif child in self.order and not filled.isdisjoint(self._descendants(child)):
                 out.append(f"<{child}>")
-                self._text_fill(out, child, mapped)
+                self._text_fill(out, child, mapped, filled)
                 out.append(f"</{child}>")
 
     def _text_record(self, out: list[str], name: str, rec: dict) -> None:
-        """_record as text: the same elements in the same order."""
+        """_record as text: the same elements in the same order. A record of values only (no records
+        nested in it) is its form with the values put in, escaped only when one needs it."""
         pos = self._positions(name)
         keys = tuple(rec)
-        order = pos.orders.get(keys)
-        if order is None:
-            if len(pos.orders) > 256:
-                pos.orders.clear()
-            order = pos.orders[keys] = [(k, self._q(k)) for k in sorted((k for k in rec if k in pos),
-                                                                        key=pos.__getitem__)]
+        form = pos.forms.get(keys)
+        if form is None:
+            if len(pos.forms) > 256:
+                pos.forms.clear()
+            names = [k for k, _ in self._order(pos, rec, keys)]
+            form = pos.forms[keys] = (names, f"<{name}>" + "".join(f"<{k}>%s</{k}>" for k in names) + f"</{name}>")
+        names, template = form
+        try:
+            texts = [rec[k].text for k in names]
+        except AttributeError:   # records nested in it (a list under their name): one by one below
+            pass
+        else:
+            if not all(texts):
+                raise _NotAsText
+            joined = "".join(texts)
+            if "\r" in joined:
+                raise _NotAsText
+            if "&" in joined or "<" in joined or ">" in joined:
+                texts = [_escape_text(t) for t in texts]
+            out.append(template % tuple(texts))
+            return
         append = out.append
         append(f"<{name}>")
         open_wrapper = None
-        for fname, _ in order:
+        for fname, _ in self._order(pos, rec, keys):
             value = rec[fname]
             if isinstance(value, list):
                 wrapper_name = pos.wrappers.get(fname)
@@ -250,12 +289,21 @@ class DocumentFamily(abc.ABC):
             text = value.text
             if not text or "\r" in text:
                 raise _NotAsText
-            if "&" in text or "<" in text or ">" in text:
-                text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            append(f"<{fname}>{text}</{fname}>")
+            append(f"<{fname}>{_escape_text(text)}</{fname}>")
         if open_wrapper is not None:
             append(f"</{open_wrapper}>")
         append(f"</{name}>")
+
+    def _order(self, pos: "_Positions", rec: dict, keys: tuple) -> list:
+        """The record's element names (with their qualified names) in schema order; the records of a
+        mapping share a few sets of fields: each sorted once. Fields that are no elements are left out."""
+        order = pos.orders.get(keys)
+        if order is None:
+            if len(pos.orders) > 256:
+                pos.orders.clear()
+            order = pos.orders[keys] = [(k, self._q(k)) for k in sorted((k for k in rec if k in pos),
+                                                                        key=pos.__getitem__)]
+        return order
 
     def _q(self, name: str) -> str:
         return f"{{{self.namespace}}}{name}"
@@ -271,23 +319,27 @@ class DocumentFamily(abc.ABC):
                 self._fill(built, wrapper, child, mapped)
 
     def _has_data(self, name: str, mapped: Mapped) -> bool:
-        for kid in self.order.get(name, []):
-            if any(mapped.sections.get(kid) or ()) or (kid in self.order and self._has_data(kid, mapped)):
-                return True
-        return False
+        """Does a section under `name` (at any depth) have a record?"""
+        return any(any(mapped.sections.get(kid) or ()) for kid in self._descendants(name))
+
+    def _descendants(self, name: str) -> frozenset:
+        """Every element name under `name` in schema order, at any depth."""
+        found = self._below.get(name)
+        if found is None:
+            below: set[str] = set()
+            for kid in self.order.get(name, []):
+                below.add(kid)
+                if kid in self.order:
+                    below |= self._descendants(kid)
+            found = self._below[name] = frozenset(below)
+        return found
 
     def _record(self, built: Built, elem, name: str, rec: dict) -> None:
         """One record's element: its values in schema order; records nested in it (a list under
         the nested element's name) become that element, inside its wrapper when it has one."""
         first = None
         pos = self._positions(name)
-        keys = tuple(rec)
-        order = pos.orders.get(keys)
-        if order is None:   # the records of a mapping share a few sets of fields: each sorted once
-            if len(pos.orders) > 256:
-                pos.orders.clear()
-            order = pos.orders[keys] = [(k, self._q(k)) for k in sorted((k for k in rec if k in pos),
-                                                                        key=pos.__getitem__)]  # others: not elements
+        order = self._order(pos, rec, tuple(rec))
         origins = built.origins
         wrappers: dict[str, object] = {}
         sub_element = etree.SubElement
