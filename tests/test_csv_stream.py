@@ -8,6 +8,7 @@ from support import ROOT
 from gateway.documents import family
 from gateway.mapping.engine import Mapping
 from gateway.mapping.errors import InputError
+from gateway.mapping import readers
 from gateway.mapping.readers import read_csv
 
 
@@ -25,7 +26,15 @@ def with_key(line: str, key: str) -> str:
     return key + line[line.index(","):]
 
 
-def test_interleaved_documents_keep_first_row_order_and_rows(mapping):
+@pytest.fixture(params=["kept", "parsed again"])
+def keep(request, monkeypatch):
+    """A small CSV keeps the rows its check parsed; a large one is parsed again on each pass."""
+    if request.param == "parsed again":
+        monkeypatch.setattr(readers, "KEEP_PARSED", 0)
+    return request.param
+
+
+def test_interleaved_documents_keep_first_row_order_and_rows(mapping, keep):
     header, rows = sample_rows()
     a1, a2 = rows[0], rows[1]
     b = with_key(rows[0], "DL2026110100099")
@@ -37,15 +46,28 @@ def test_interleaved_documents_keep_first_row_order_and_rows(mapping):
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
-def test_line_endings_and_quoted_newlines(newline):
-    text = newline.join(["k,v", 'a,"two', 'lines"', "", "b,plain"]) + newline
+def test_line_endings_and_quoted_newlines(newline, keep):
+    text = newline.join(["k,v", 'a,"two', 'lines"', "", "b,plain", " , "]) + newline
     table = read_csv(text.encode())
+    assert (table.rows.parsed is None) == (keep == "parsed again")
     assert list(table.rows) == [(2, {"k": "a", "v": f"two{newline}lines"}), (4, {"k": "b", "v": "plain"})]  # row 3 is blank
     assert list(table.rows) == list(table.rows), "a second pass reads the same rows"
     assert len(table.rows) == 2
+    assert list(table.rows.column("k")) == [(2, "a"), (4, "b")]
 
 
 def test_bad_row_refused_when_read_before_any_document():
     with pytest.raises(InputError, match="has 3 fields, the header has 2") as err:
         read_csv(b"k,v\na,1\nb,2,3\n")
     assert err.value.row == 3
+
+
+def test_kept_and_parsed_again_map_the_same_documents(mapping, monkeypatch):
+    header, rows = sample_rows()
+    text = "\n".join([header, rows[0], with_key(rows[0], "DL2026110100099"), " ,  " + "," * header.count(","),
+                      rows[1], 'x' + rows[1][rows[1].index(","):]]) + "\n"
+    kept = mapping.apply(mapping.read(text.encode("utf-8")))
+    monkeypatch.setattr(readers, "KEEP_PARSED", 0)
+    again = mapping.apply(mapping.read(text.encode("utf-8")))
+    assert [(d.key, d.rows, d.sections, d.errors) for d in kept] == [(d.key, d.rows, d.sections, d.errors) for d in again]
+    assert [d.rows for d in kept] == [[2, 5], [3], [6]]
