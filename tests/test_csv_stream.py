@@ -71,3 +71,35 @@ def test_kept_and_parsed_again_map_the_same_documents(mapping, monkeypatch):
     again = mapping.apply(mapping.read(text.encode("utf-8")))
     assert [(d.key, d.rows, d.sections, d.errors) for d in kept] == [(d.key, d.rows, d.sections, d.errors) for d in again]
     assert [d.rows for d in kept] == [[2, 5], [3], [6]]
+
+
+def test_cells_by_position_map_as_rows_by_name(mapping):
+    """A CSV's rows are read as lists of cells by position; the same rows as dicts (how a sheet's
+    come) must map to the same documents, values, origins and located errors."""
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO((ROOT / "samples" / "declaration.csv").read_text(encoding="utf-8"))))
+    extra = {"goods_licence_no": "", "goods_licence_type": "", "attachments": "", "other_pack_type": "", "": ""}
+    rows = [dict(r, **extra) for r in rows]
+    rows[0].update(goods_licence_no="LIC-1", goods_licence_type="325", attachments="00000001:invoice.pdf")
+    rows[1].update(ie_flag="X", hs_code="123", container_no="CSLU2208813", other_pack_type="22")   # errors
+    rows.append(dict(rows[2], client_seq_no="DL2026110100099", item_no="1", qty="abc", container_no="bad"))
+    rows.append(dict(rows[2], client_seq_no="DL2026110100099", item_no="2", other_pack_type="22"))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) + [""], lineterminator="\n")   # an unnamed column twice
+    writer.writeheader()
+    writer.writerows(rows)
+    table = mapping.read(buf.getvalue().encode("utf-8"))
+    assert isinstance(table.rows, readers.CsvRows)
+    by_cells = mapping.apply(table)
+    by_name = mapping.apply(readers.Table(columns=table.columns, rows=list(table.rows), encoding=table.encoding))
+
+    def seen(docs):
+        return [(d.key, d.key_origin, d.enterprise, d.rows, d.sections, d.errors, d.attachments) for d in docs]
+    assert seen(by_cells) == seen(by_name)
+    assert [d.key for d in by_cells] == ["DL2026110100001", "DL2026110100002", "DL2026110100099"]
+    rules = {(e.row, e.field, e.rule) for d in by_cells for e in d.errors}
+    assert {(3, "DecHead/IEFlag", "consistent"), (3, "DecList/CodeTS", "pattern"),
+            (5, "DecList/GQty", "type")} <= rules, rules
+    assert by_cells[0].sections["DecList"][0]["DecGoodsLimit"][0]["LicenceNo"].text == "LIC-1"

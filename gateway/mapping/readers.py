@@ -102,8 +102,8 @@ class CsvRows:
         next(reader)   # the header, checked when the file was read
         return reader
 
-    def _rows(self):
-        """(row number, cells) of each row that is not blank."""
+    def cells(self):
+        """(row number, cells in header order) of each row that is not blank."""
         return self.parsed if self.parsed is not None else self._parse()
 
     def _parse(self):
@@ -116,13 +116,13 @@ class CsvRows:
 
     def __iter__(self):
         header = self.header
-        for row_no, values in self._rows():
+        for row_no, values in self.cells():
             yield row_no, dict(zip(header, values))
 
     def column(self, name: str):
         """(row number, value) of one column, without building the rows."""
         i = self.header.index(name)
-        for row_no, values in self._rows():
+        for row_no, values in self.cells():
             yield row_no, values[i]
 
 
