@@ -264,8 +264,8 @@ def evaluate(rt: Runtime, dt: DocType, mapped: Mapped, files=None) -> Evaluation
     if ent and op:
         # rules run beside field errors so a user sees every problem at once; the schema
         # check runs only on a clean document, where it finds what the mapping cannot
-        ctx = Context(ent, op, rt.media_no(op.signer), dt.submit,
-                      rt.profiles.signatories(ent) if rt.profiles is not None else None)
+        ctx = Context(ent, op, rt.media_no(op.signer), dt.submit,   # the synced signatories, when a rule asks
+                      signatories_of=(lambda: rt.profiles.signatories(ent)) if rt.profiles is not None else None)
         errors.extend(dt.family.enrich(mapped, ctx) or [])
         if mapped.attachments:
             carried, refused = attachments.resolve(mapped.attachments, files, dt.attachment_policy

@@ -73,3 +73,20 @@ def test_a_value_the_text_cannot_carry_is_built_and_serialized_by_lxml():
     built = fam.build(docs[0])
     assert built.serialized is None and built.rebuild is None
     assert b"&#13;" in serialization(built.root)
+
+
+def test_records_without_values_and_with_nested_records_serialize_as_lxml_writes_them():
+    """Empty elements (a record of fields that are no elements; nested lists that are empty or hold
+    an empty record) and a single field: the text writes them as lxml does."""
+    from gateway.mapping.engine import Value
+
+    fam, docs = documents(*SAMPLES[0])
+    mapped = docs[0]
+    mapped.sections["DecFreeTxt"] = [{"NotAnElement": Value("x")}]
+    mapped.sections["DecSign"] = [{"ClientSeqNo": Value("DL1")}]
+    lines = mapped.sections["DecList"]
+    lines[0]["DecGoodsLimit"] = []
+    lines[1]["DecGoodsLimit"] = [{}, {"GoodsNo": Value("2"), "DecGoodsLimitVin": []}]
+    assert check(fam, mapped)
+    written = fam.build(mapped).serialized
+    assert b"<DecFreeTxt/>" in written and b"<DecGoodsLimit/>" in written

@@ -33,9 +33,12 @@ class Context:
     media_no: str                 # the operator's card (介质号), from the signer config
     submit: str | None = None     # how the document type is submitted ([documents.<type>] submit)
     signatories: list | None = None   # CCPIT 手签员 as synced over the config's (None: the config's)
+    signatories_of: object = None     # or a function that returns them, asked when a rule reads them
 
     @property
     def registered_signatories(self) -> list:
+        if self.signatories is None and self.signatories_of is not None:
+            self.signatories, self.signatories_of = self.signatories_of(), None
         return self.enterprise.signatories if self.signatories is None else self.signatories
 
     def fill_sign(self, mapped: Mapped, section: str) -> dict[str, Value]:
@@ -249,8 +252,13 @@ class DocumentFamily(abc.ABC):
             if len(pos.forms) > 256:
                 pos.forms.clear()
             names = [k for k, _ in self._order(pos, rec, keys)]
-            form = pos.forms[keys] = (names, f"<{name}>" + "".join(f"<{k}>%s</{k}>" for k in names) + f"</{name}>")
-        names, template = form
+            tags = [f"<{name}><{names[0]}>" if names else f"<{name}/>"]   # as lxml writes an empty element
+            for a, b in zip(names, names[1:]):
+                tags += (None, f"</{a}><{b}>")
+            if names:
+                tags += (None, f"</{names[-1]}></{name}>")
+            form = pos.forms[keys] = (names, tags)   # the tags around the values; None: a value's place
+        names, tags = form
         try:
             texts = [rec[k].text for k in names]
         except AttributeError:   # records nested in it (a list under their name): one by one below
@@ -263,10 +271,13 @@ class DocumentFamily(abc.ABC):
                 raise _NotAsText
             if "&" in joined or "<" in joined or ">" in joined:
                 texts = [_escape_text(t) for t in texts]
-            out.append(template % tuple(texts))
+            parts = tags.copy()
+            parts[1::2] = texts
+            out += parts
             return
         append = out.append
         append(f"<{name}>")
+        start = len(out)
         open_wrapper = None
         for fname, _ in self._order(pos, rec, keys):
             value = rec[fname]
@@ -292,7 +303,10 @@ class DocumentFamily(abc.ABC):
             append(f"<{fname}>{_escape_text(text)}</{fname}>")
         if open_wrapper is not None:
             append(f"</{open_wrapper}>")
-        append(f"</{name}>")
+        if len(out) == start:   # nothing in it: an empty element, as lxml writes one
+            out[-1] = f"<{name}/>"
+        else:
+            append(f"</{name}>")
 
     def _order(self, pos: "_Positions", rec: dict, keys: tuple) -> list:
         """The record's element names (with their qualified names) in schema order; the records of a

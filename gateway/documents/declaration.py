@@ -156,13 +156,13 @@ class Declaration(DocumentFamily):
             if gno:
                 if gno.text in seen:
                     errors.append(FieldError.at(gno.origin, "DecList/GNo", "unique",
-                                                f"goods line {gno.text} appears twice (also row {seen[gno.text]})",
-                                                gno.text))
+                                                f"goods line {gno.text} appears twice (also row "
+                                                f"{seen[gno.text].origin.row})", gno.text))
                 elif int(gno.text) != i:
                     errors.append(FieldError.at(gno.origin, "DecList/GNo", "sequence",
                                                 f"goods lines must be numbered 1, 2, 3 … in order; expected {i}",
                                                 gno.text))
-                seen.setdefault(gno.text, gno.origin.row)
+                seen.setdefault(gno.text, gno)   # its origin made only if another line repeats it
             wrong = checks.price_times_qty("DecList/DeclTotal", item.get("DeclPrice"), item.get("GQty"),
                                            item.get("DeclTotal"))
             if wrong:

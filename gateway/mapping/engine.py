@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import operator
 import re
 from dataclasses import dataclass, field
@@ -429,6 +430,9 @@ def _field_failed(bad_columns, errors, ref, column, label, err, raw):
     return bad_columns
 
 
+_CELLS = operator.itemgetter(1)   # a group's row (row number, values, RowRef) -> its values
+
+
 class Plan:
     """A mapping compiled for one header: which fields the file can fill, each field's converter
     (type, lengths, pattern, code set), so each row is read without interpreting the mapping."""
@@ -543,7 +547,7 @@ class Plan:
         if cells is not None:
             try:
                 same = cells(rows[0][1])
-                if all(cells(values) == same for _, values, _ in rows[1:]):
+                if all(map(operator.eq, map(cells, map(_CELLS, rows[1:])), itertools.repeat(same))):
                     return   # the raw cells are equal, so the stripped ones are
             except KeyError:  # a record without one of the columns (JSON, XML): compared one by one
                 pass

@@ -165,10 +165,10 @@ def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",", **_) -> 
         for values in reader:
             row_no += 1
             if len(values) != width:
-                if not any(v.strip() for v in values):
+                if not any(map(str.strip, values)):
                     continue
                 raise InputError(f"has {len(values)} fields, the header has {width}", row=row_no)
-            if any(v.strip() for v in values):
+            if any(map(str.strip, values)):
                 count += 1
                 if keep is not None:
                     keep((row_no, values))
