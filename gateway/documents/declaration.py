@@ -169,7 +169,7 @@ class Declaration(DocumentFamily):
                 errors.append(wrong)
             for qty_name, unit_name, what in (("FirstQty", "FirstUnit", "first"), ("SecondQty", "SecondUnit", "second")):
                 qty, unit = item.get(qty_name), item.get(unit_name)
-                if bool(qty) != bool(unit):
+                if (qty is None) != (unit is None):
                     present = qty or unit
                     errors.append(FieldError.at(present.origin, f"DecList/{qty_name}", "pair",
                                                 f"{what} quantity and {what} unit go together: give both or neither"))

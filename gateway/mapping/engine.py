@@ -312,6 +312,7 @@ FieldPlan = tuple   # (name, column, constant, converter, empty_is_nothing, "Sec
 # a memo: raw text -> the text it becomes (a str: no error, not empty), or the converter's
 # ("", (rule, message)) or ("", None) for an error or an empty value
 _MEMO = 4096        # raw texts remembered per field
+_NEVER = "never"   # SectionPlan.skip: no row of the file has the section's skip_if_empty column
 
 
 def _changing(f: FieldSpec, codes: CodeTables) -> bool:
@@ -348,7 +349,7 @@ def _dedupe(positions: dict[str, int] | None, columns: list[str]):
 class SectionPlan:
     """One section compiled: its active fields with their converters, and what picks its rows."""
 
-    __slots__ = ("spec", "fields", "cells", "skip_column", "dedupe_columns", "dedupe", "record")
+    __slots__ = ("spec", "fields", "cells", "skip_column", "skip", "dedupe_columns", "dedupe", "record")
 
     def __init__(self, spec: SectionSpec, fields: list[FieldSpec], codes: CodeTables,
                  positions: dict[str, int] | None = None):
@@ -364,6 +365,16 @@ class SectionPlan:
         self.cells = _getter(positions, columns) if columns else None
         skip = next((f for f in spec.fields if f.name == spec.skip_if_empty), None) if spec.skip_if_empty else None
         self.skip_column = skip.column if skip is not None and skip.column else None
+        # skip_if_empty: the row's raw text in that column (a row without it adds no record); None: no
+        # such option; "never" when no row of this file can have it (a CSV header without the column)
+        if not spec.skip_if_empty:
+            self.skip = None
+        elif self.skip_column is None or (positions is not None and self.skip_column not in positions):
+            self.skip = _NEVER
+        elif positions is not None:
+            self.skip = operator.itemgetter(positions[self.skip_column])
+        else:
+            self.skip = lambda values, column=self.skip_column: values.get(column, "")
         self.dedupe_columns = [f.column for f in fields if f.name in spec.dedupe_by and f.column] \
             if spec.dedupe_by and not spec.within else []
         self.dedupe = _dedupe(positions, self.dedupe_columns) if self.dedupe_columns else None
@@ -377,7 +388,7 @@ def _compiled_record(fields: list[FieldPlan], positions: dict[str, int] | None =
     list. Per field: the cell (or constant); an empty optional cell is skipped; the converter's
     answer (memoised per raw text) is kept as a Value that knows its row and column, or its error
     is reported located (row, column, field, rule, value)."""
-    env = {"Value": Value, "_fail": _field_failed, "_remember": _remember, "str": str}
+    env = {"Value": Value, "_fail": _field_failed, "_remember": _remember, "str": str, "new": object.__new__}
     lines = ["def record(row, errors):", "    row_no, values, ref = row", "    get = values.get" if positions is None
              else "    pass", "    rec = {}", "    bad = None"]
     for i, (name, column, constant, convert_one, empty_is_nothing, label, memo) in enumerate(fields):
@@ -400,7 +411,9 @@ def _compiled_record(fields: list[FieldPlan], positions: dict[str, int] | None =
         else:   # the memo holds the text itself when there is one to keep (see _remember)
             lines += [f"{ind}text = m{i}.get(raw)", f"{ind}if text is None:",
                       f"{ind}    text = _remember(m{i}, f{i}, raw)",
-                      f"{ind}if text.__class__ is str:", f"{ind}    rec[n{i}] = Value(text, None, ref, c{i})",
+                      f"{ind}if text.__class__ is str:",   # Value(text, None, ref, c{i}), without a call
+                      f"{ind}    rec[n{i}] = v = new(Value)",
+                      f"{ind}    v.text = text; v._origin = None; v._row = ref; v._column = c{i}",
                       f"{ind}elif text[1]:", f"{ind}    bad = _fail(bad, errors, ref, c{i}, l{i}, text[1], raw)"]
     lines.append("    return rec")
     exec(compile("\n".join(lines), "<mapping plan>", "exec"), env)
@@ -483,9 +496,9 @@ class Plan:
                     sections[spec.name] = []
                 continue
             items, seen, mine, seen_raw = [], set(), {}, set()
-            skip_column, dedupe, within, dedupe_by = sp.skip_column, sp.dedupe, spec.within, spec.dedupe_by
-            for row in rows:
-                if spec.skip_if_empty and not (skip_column and cell(row[1], skip_column).strip()):
+            skip, dedupe, within, dedupe_by = sp.skip, sp.dedupe, spec.within, spec.dedupe_by
+            for row in rows if skip is not _NEVER else ():
+                if skip is not None and not skip(row[1]).strip():
                     continue
                 if dedupe is not None:  # the same raw cells as an earlier row: the same record, skipped
                     raw_ident = dedupe(row[1])
@@ -618,18 +631,20 @@ def _typed(f: FieldSpec):
     if f.type == "decimal":
         bad = ("", ("type", f.message or "must be a number"))
         scale, max_digits = f.scale, f.max_digits
+        whole_digits = max_digits - (scale or 0) if max_digits is not None else None
+        plain_decimal = _PLAIN_DECIMAL.fullmatch
 
         def as_decimal(text):
-            plain = _PLAIN_DECIMAL.fullmatch(text)
+            plain = plain_decimal(text)
             if plain is not None:   # unsigned digits[.digits]: what Decimal would say, without it
-                whole, frac = plain.group(1), plain.group(2) or ""
+                whole, frac = plain.groups("")
                 if scale is not None and len(frac) > scale:
                     return "", ("scale", f"has more than {scale} decimal places")
                 whole = whole.lstrip("0") or "0"
-                if max_digits is not None and (len(whole) if whole != "0" else 1) > max_digits - (scale or 0):
-                    return "", ("max_digits", f"is too large: at most {max_digits - (scale or 0)} digits "
+                if whole_digits is not None and len(whole) > whole_digits:
+                    return "", ("max_digits", f"is too large: at most {whole_digits} digits "
                                               f"before the decimal point")
-                return (whole if frac.strip("0") == "" else f"{whole}.{frac}"), None
+                return (f"{whole}.{frac}" if frac.strip("0") else whole), None
             try:
                 num = Decimal(text.replace(",", "")) if _DECIMAL.fullmatch(text) else None
             except InvalidOperation:
