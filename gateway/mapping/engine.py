@@ -609,7 +609,6 @@ def _field_spec(path, sname, fname, fraw) -> FieldSpec:
 
 
 _INT = re.compile(r"[+-]?\d+")
-_PLAIN_DECIMAL = re.compile(r"(\d+)(?:\.(\d+))?")
 _DECIMAL = re.compile(r"[+-]?[\d,]*\.?\d*")
 _DATE_FORMATS = ("%Y%m%d", "%Y-%m-%d", "%Y/%m/%d")
 _DATETIME_FORMATS = ("%Y%m%d%H%M%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M")
@@ -632,12 +631,11 @@ def _typed(f: FieldSpec):
         bad = ("", ("type", f.message or "must be a number"))
         scale, max_digits = f.scale, f.max_digits
         whole_digits = max_digits - (scale or 0) if max_digits is not None else None
-        plain_decimal = _PLAIN_DECIMAL.fullmatch
 
         def as_decimal(text):
-            plain = plain_decimal(text)
-            if plain is not None:   # unsigned digits[.digits]: what Decimal would say, without it
-                whole, frac = plain.groups("")
+            whole, dot, frac = text.partition(".")
+            if whole.isdecimal() and (frac.isdecimal() or not dot):   # unsigned digits[.digits] (r"\d+(\.\d+)?"):
+                # what Decimal would say, without it (isdecimal: the Unicode digits \d matches)
                 if scale is not None and len(frac) > scale:
                     return "", ("scale", f"has more than {scale} decimal places")
                 whole = whole.lstrip("0") or "0"
@@ -716,6 +714,28 @@ def converter(f: FieldSpec, codes: CodeTables):
                 return default, None
             return empty
         return convert_plain
+    if mp is None and not upper and not checks and has_code is None and not lookup:
+        def convert_typed(raw: str):   # only stripped, defaulted, required and typed
+            text = raw.strip()
+            if text:
+                return typed(text)
+            if default:
+                return typed(default)
+            return empty
+        return convert_typed
+    if mp is None and not upper and typed is None and has_code is None and not lookup:
+        def convert_checked(raw: str):   # only stripped, defaulted, required, lengths and pattern
+            text = raw.strip() or default
+            if not text:
+                return empty
+            if max_length is not None and len(text) > max_length:
+                return "", ("max_length", message or f"is {len(text)} characters, at most {max_length} allowed")
+            if min_length is not None and len(text) < min_length:
+                return "", ("min_length", message or f"is {len(text)} characters, at least {min_length} needed")
+            if pattern is not None and not pattern.fullmatch(text):
+                return bad_pattern
+            return text, None
+        return convert_checked
 
     def convert_one(raw: str):
         text = raw.strip()
