@@ -98,8 +98,8 @@ class _Positions(dict):
         super().__init__()
         self.wrappers: dict[str, str] = {}
         self.orders: dict[tuple, list] = {}    # a record's field names -> [(name, qualified name)] in order
-        self.forms: dict[tuple, tuple] = {}    # a record's field names -> (element names in order, its text
-                                               # with a %s for each value), for _text_record
+        self.forms: dict[tuple, tuple] = {}    # a record's field names -> (element names in order, the tags
+                                               # around their values), for _text_records
 
 
 @dataclass
@@ -234,36 +234,31 @@ class DocumentFamily(abc.ABC):
             filled = {name for name, items in sections.items() if any(items)}
         for child in self.order.get(parent_name, []):
             if child in sections:
-                for rec in sections[child]:
-                    if rec:
-                        self._text_record(out, child, rec)
+                self._text_records(out, child, sections[child], skip_empty=True)
             elif child in self.order and not filled.isdisjoint(self._descendants(child)):
                 out.append(f"<{child}>")
                 self._text_fill(out, child, mapped, filled)
                 out.append(f"</{child}>")
 
-    def _text_record(self, out: list[str], name: str, rec: dict) -> None:
-        """_record as text: the same elements in the same order. A record of values only (no records
-        nested in it) is its form with the values put in, escaped only when one needs it."""
+    def _text_records(self, out: list[str], name: str, records: list, skip_empty: bool = False) -> None:
+        """_record as text, for each of the records: the same elements in the same order (`skip_empty`:
+        an empty record is no element, as _fill has it). A record of values only (no records nested
+        in it) is its form with the values put in, escaped only when one needs it."""
         pos = self._positions(name)
-        keys = tuple(rec)
-        form = pos.forms.get(keys)
-        if form is None:
-            if len(pos.forms) > 256:
-                pos.forms.clear()
-            names = [k for k, _ in self._order(pos, rec, keys)]
-            tags = [f"<{name}><{names[0]}>" if names else f"<{name}/>"]   # as lxml writes an empty element
-            for a, b in zip(names, names[1:]):
-                tags += (None, f"</{a}><{b}>")
-            if names:
-                tags += (None, f"</{names[-1]}></{name}>")
-            form = pos.forms[keys] = (names, tags)   # the tags around the values; None: a value's place
-        names, tags = form
-        try:
-            texts = [rec[k].text for k in names]
-        except AttributeError:   # records nested in it (a list under their name): one by one below
-            pass
-        else:
+        forms = pos.forms
+        for rec in records:
+            if skip_empty and not rec:
+                continue
+            keys = tuple(rec)
+            form = forms.get(keys)
+            if form is None:
+                form = self._text_form(pos, name, rec, keys)
+            names, tags = form
+            try:
+                texts = [rec[k].text for k in names]
+            except AttributeError:   # records nested in it (a list under their name): one by one
+                self._text_nested(out, pos, name, rec, keys)
+                continue
             if not all(texts):
                 raise _NotAsText
             joined = "".join(texts)
@@ -274,7 +269,23 @@ class DocumentFamily(abc.ABC):
             parts = tags.copy()
             parts[1::2] = texts
             out += parts
-            return
+
+    def _text_form(self, pos: "_Positions", name: str, rec: dict, keys: tuple) -> tuple:
+        """A record's element names in schema order, and the tags around their values (None: a
+        value's place); the records of a mapping share a few sets of fields: each made once."""
+        if len(pos.forms) > 256:
+            pos.forms.clear()
+        names = [k for k, _ in self._order(pos, rec, keys)]
+        tags = [f"<{name}><{names[0]}>" if names else f"<{name}/>"]   # as lxml writes an empty element
+        for a, b in zip(names, names[1:]):
+            tags += (None, f"</{a}><{b}>")
+        if names:
+            tags += (None, f"</{names[-1]}></{name}>")
+        form = pos.forms[keys] = (names, tags)
+        return form
+
+    def _text_nested(self, out: list[str], pos: "_Positions", name: str, rec: dict, keys: tuple) -> None:
+        """A record with records nested in it, as text element by element."""
         append = out.append
         append(f"<{name}>")
         start = len(out)
@@ -291,8 +302,7 @@ class DocumentFamily(abc.ABC):
                     if wrapper_name is not None:
                         append(f"<{wrapper_name}>")
                     open_wrapper = wrapper_name
-                for r in value:
-                    self._text_record(out, fname, r)
+                self._text_records(out, fname, value)
                 continue
             if open_wrapper is not None:
                 append(f"</{open_wrapper}>")
