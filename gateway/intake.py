@@ -265,8 +265,8 @@ def evaluate(rt: Runtime, dt: DocType, mapped: Mapped, files=None) -> Evaluation
     if ent and op:
         # rules run beside field errors so a user sees every problem at once; the schema
         # check runs only on a clean document, where it finds what the mapping cannot
-        ctx = Context(ent, op, rt.media_no(op.signer), dt.submit,
-                      rt.profiles.signatories(ent) if rt.profiles is not None else None)
+        ctx = Context(ent, op, rt.media_no(op.signer), dt.submit,   # the synced signatories, when a rule asks
+                      signatories_of=(lambda: rt.profiles.signatories(ent)) if rt.profiles is not None else None)
         errors.extend(dt.family.enrich(mapped, ctx) or [])
         if mapped.attachments:
             carried, refused = attachments.resolve(mapped.attachments, files, dt.attachment_policy
@@ -277,7 +277,9 @@ def evaluate(rt: Runtime, dt: DocType, mapped: Mapped, files=None) -> Evaluation
         if not errors:
             built = dt.family.build(mapped)
             errors.extend(dt.family.locate(built, dt.family.schema.errors(built.root)))
-    document = etree.tostring(built.root, xml_declaration=True, encoding="UTF-8") if built is not None else None
+    document = None
+    if built is not None:   # the text the tree was parsed from is its serialization (Built.serialized)
+        document = built.serialized or etree.tostring(built.root, xml_declaration=True, encoding="UTF-8")
     return Evaluation(mapped, ent.code if ent else mapped.enterprise, op.signer if op else "", document, errors,
                       carried if document is not None else [])
 

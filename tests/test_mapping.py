@@ -5,7 +5,7 @@ import csv
 import io
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from support import ROOT, SAMPLE_CSV
@@ -163,3 +163,65 @@ def test_json_rows_mapping_extends_the_csv_one_and_maps_the_same(mapping):
         json_mapping.read(b'{"rows": [{"client_seq_no": "X", "lines": [{"a": 1}]}]}')
     with pytest.raises(InputError, match="not valid JSON"):
         json_mapping.read(b"{rows")
+
+
+def _decimal_before(text, scale, max_digits):
+    """A decimal read as the converter read it when its plain case was a regex (it now uses
+    str.isdecimal): (text, None) or ("", (rule, message))."""
+    import re
+    from decimal import Decimal, InvalidOperation
+
+    plain = re.fullmatch(r"(\d+)(?:\.(\d+))?", text)
+    if plain is not None:
+        whole, frac = plain.group(1), plain.group(2) or ""
+        if scale is not None and len(frac) > scale:
+            return "", ("scale", f"has more than {scale} decimal places")
+        whole = whole.lstrip("0") or "0"
+        if max_digits is not None and (len(whole) if whole != "0" else 1) > max_digits - (scale or 0):
+            return "", ("max_digits", f"is too large: at most {max_digits - (scale or 0)} digits before the "
+                                      f"decimal point")
+        return (whole if frac.strip("0") == "" else f"{whole}.{frac}"), None
+    try:
+        num = Decimal(text.replace(",", "")) if re.fullmatch(r"[+-]?[\d,]*\.?\d*", text) else None
+    except InvalidOperation:
+        num = None
+    if num is None or not num.is_finite():
+        return "", ("type", "must be a number")
+    if scale is not None:
+        exp = num.as_tuple().exponent
+        if isinstance(exp, int) and -exp > scale:
+            return "", ("scale", f"has more than {scale} decimal places")
+    if max_digits is not None and len(str(abs(int(num)))) > max_digits - (scale or 0):
+        return "", ("max_digits", f"is too large: at most {max_digits - (scale or 0)} digits before the decimal point")
+    return (format(num.normalize(), "f") if num == num.to_integral() else format(num, "f")), None
+
+
+number_text = st.text(alphabet=st.sampled_from("0123456789.,+-eE ٠١٢٣²x"), max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw=number_text | text_values, required=st.booleans(), default=st.sampled_from([None, "", "7", "x"]),
+       ftype=st.sampled_from(["str", "int", "decimal", "date"]), scale=st.sampled_from([None, 0, 2, 5]),
+       max_digits=st.sampled_from([None, 4, 19]), max_length=st.sampled_from([None, 3]),
+       pattern=st.sampled_from([None, r"\d+"]))
+@example(raw="1.²", required=True, default=None, ftype="decimal", scale=5, max_digits=19, max_length=None, pattern=None)
+@example(raw=" ١٢.٣ ", required=True, default=None, ftype="decimal", scale=None, max_digits=None, max_length=None,
+         pattern=None)
+@example(raw="", required=False, default="7", ftype="decimal", scale=2, max_digits=4, max_length=None, pattern=None)
+def test_compiled_converters_say_what_the_general_one_says(raw, required, default, ftype, scale, max_digits,
+                                                           max_length, pattern):
+    """The converter's shortcuts (plain, typed only, lengths and pattern only) answer as the general
+    converter does; a plain decimal reads as the regex read it."""
+    import re
+
+    from gateway.mapping.codes import CodeTables
+    from gateway.mapping.engine import FieldSpec, converter
+
+    spec = dict(name="F", column="c", required=required, default=default, type=ftype, scale=scale,
+                max_digits=max_digits, max_length=max_length, pattern=re.compile(pattern) if pattern else None)
+    codes = CodeTables(ROOT / "mappings" / "codes")
+    fast = converter(FieldSpec(**spec), codes)
+    general = converter(FieldSpec(**spec, map={"\0never": "\0never"}), codes)   # a map: the general path
+    assert fast(raw) == general(raw)
+    if ftype == "decimal" and raw.strip() and max_length is None and pattern is None:
+        assert fast(raw) == _decimal_before(raw.strip(), scale, max_digits)

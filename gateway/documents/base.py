@@ -33,9 +33,12 @@ class Context:
     media_no: str                 # the operator's card (介质号), from the signer config
     submit: str | None = None     # how the document type is submitted ([documents.<type>] submit)
     signatories: list | None = None   # CCPIT 手签员 as synced over the config's (None: the config's)
+    signatories_of: object = None     # or a function that returns them, asked when a rule reads them
 
     @property
     def registered_signatories(self) -> list:
+        if self.signatories is None and self.signatories_of is not None:
+            self.signatories, self.signatories_of = self.signatories_of(), None
         return self.enterprise.signatories if self.signatories is None else self.signatories
 
     def fill_sign(self, mapped: Mapped, section: str) -> dict[str, Value]:
@@ -74,6 +77,16 @@ class _NotAsText(Exception):
 _TEXT_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
+_DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"   # as etree.tostring(xml_declaration=True) writes it
+
+
+def _escape_text(text: str) -> str:
+    """A value as element text, the way lxml writes it: &, < and > escaped."""
+    if "&" in text or "<" in text or ">" in text:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text
+
+
 def _escape_attr(value: str) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;").replace(">", "&gt;")
 
@@ -85,6 +98,8 @@ class _Positions(dict):
         super().__init__()
         self.wrappers: dict[str, str] = {}
         self.orders: dict[tuple, list] = {}    # a record's field names -> [(name, qualified name)] in order
+        self.forms: dict[tuple, tuple] = {}    # a record's field names -> (element names in order, the tags
+                                               # around their values), for _text_records
 
 
 @dataclass
@@ -92,6 +107,9 @@ class Built:
     root: etree._Element
     origins: dict = field(default_factory=dict)   # element -> Origin, or the Value it holds (see origin())
     rebuild: object = None    # a tree parsed from text: builds it again element by element for origins
+    serialized: bytes | None = None   # a tree parsed from text: that text, which is what
+                                      # etree.tostring(root, xml_declaration=True, encoding="UTF-8") writes
+                                      # of it (XML declaration, UTF-8), until the tree is changed
 
     def origin(self, elem) -> Origin | None:
         if self.rebuild is not None:   # the same tree built with origins: its elements pair with ours
@@ -134,6 +152,7 @@ class DocumentFamily(abc.ABC):
         self.schema = Schema(Path(xsd_dir) / self.xsd_name)
         self.order = self.schema.element_order(self.root_name)
         self._plans: dict[str, list] = {}
+        self._below: dict[str, frozenset] = {}   # element -> the names under it (_descendants)
         self._repeatable: set[str] | None = None
 
     @property
@@ -183,19 +202,23 @@ class DocumentFamily(abc.ABC):
     def build(self, mapped: Mapped) -> Built:
         """The document's tree: written as text in schema order and parsed by lxml in one call (what
         each element came from is found only when an error asks, see Built.origin); a value the text
-        cannot carry as it is (a carriage return, an empty text) builds element by element."""
+        cannot carry as it is (a carriage return, an empty text) builds element by element. The text
+        is kept as the document's serialization (Built.serialized): it is what lxml writes of the
+        tree, because the text writes each value as lxml does (&, < and > escaped, nothing else) and
+        the root as lxml writes it (its namespace, then its attributes)."""
+        attrs = "".join(f' {k}="{_escape_attr(v)}"' for k, v in self.root_attributes.items())
+        out: list[str] = [f"{_DECLARATION}<{self.root_name} xmlns=\"{_escape_attr(self.namespace)}\"{attrs}>"]
         try:
-            out: list[str] = []
             self._text_fill(out, self.root_name, mapped)
         except _NotAsText:
             return self.build_elements(mapped)
-        attrs = "".join(f' {k}="{_escape_attr(v)}"' for k, v in self.root_attributes.items())
-        text = f'<{self.root_name} xmlns="{_escape_attr(self.namespace)}"{attrs}>{"".join(out)}</{self.root_name}>'
+        out.append(f"</{self.root_name}>")
         try:
-            root = etree.fromstring(text, _TEXT_PARSER)
+            data = "".join(out).encode("utf-8")
+            root = etree.fromstring(data, _TEXT_PARSER)
         except (etree.XMLSyntaxError, ValueError):   # a character XML cannot hold: as the elements say it
-            return self.build_elements(mapped)
-        return Built(root=root, rebuild=lambda: self.build_elements(mapped))
+            return self.build_elements(mapped)       # (UnicodeEncodeError, a lone surrogate, is a ValueError)
+        return Built(root=root, rebuild=lambda: self.build_elements(mapped), serialized=data)
 
     def build_elements(self, mapped: Mapped) -> Built:
         """The document built element by element, each element's origin kept."""
@@ -204,32 +227,70 @@ class DocumentFamily(abc.ABC):
         self._fill(built, built.root, self.root_name, mapped)
         return built
 
-    def _text_fill(self, out: list[str], parent_name: str, mapped: Mapped) -> None:
-        """_fill as text."""
+    def _text_fill(self, out: list[str], parent_name: str, mapped: Mapped, filled: set | None = None) -> None:
+        """_fill as text. `filled`: the sections with a record (what _has_data looks for)."""
+        sections = mapped.sections
+        if filled is None:
+            filled = {name for name, items in sections.items() if any(items)}
         for child in self.order.get(parent_name, []):
-            if child in mapped.sections:
-                for rec in mapped.sections[child]:
-                    if rec:
-                        self._text_record(out, child, rec)
-            elif child in self.order and self._has_data(child, mapped):
+            if child in sections:
+                self._text_records(out, child, sections[child], skip_empty=True)
+            elif child in self.order and not filled.isdisjoint(self._descendants(child)):
                 out.append(f"<{child}>")
-                self._text_fill(out, child, mapped)
+                self._text_fill(out, child, mapped, filled)
                 out.append(f"</{child}>")
 
-    def _text_record(self, out: list[str], name: str, rec: dict) -> None:
-        """_record as text: the same elements in the same order."""
+    def _text_records(self, out: list[str], name: str, records: list, skip_empty: bool = False) -> None:
+        """_record as text, for each of the records: the same elements in the same order (`skip_empty`:
+        an empty record is no element, as _fill has it). A record of values only (no records nested
+        in it) is its form with the values put in, escaped only when one needs it."""
         pos = self._positions(name)
-        keys = tuple(rec)
-        order = pos.orders.get(keys)
-        if order is None:
-            if len(pos.orders) > 256:
-                pos.orders.clear()
-            order = pos.orders[keys] = [(k, self._q(k)) for k in sorted((k for k in rec if k in pos),
-                                                                        key=pos.__getitem__)]
+        forms = pos.forms
+        for rec in records:
+            if skip_empty and not rec:
+                continue
+            keys = tuple(rec)
+            form = forms.get(keys)
+            if form is None:
+                form = self._text_form(pos, name, rec, keys)
+            names, tags = form
+            try:
+                texts = [rec[k].text for k in names]
+            except AttributeError:   # records nested in it (a list under their name): one by one
+                self._text_nested(out, pos, name, rec, keys)
+                continue
+            if not all(texts):
+                raise _NotAsText
+            joined = "".join(texts)
+            if "\r" in joined:
+                raise _NotAsText
+            if "&" in joined or "<" in joined or ">" in joined:
+                texts = [_escape_text(t) for t in texts]
+            parts = tags.copy()
+            parts[1::2] = texts
+            out += parts
+
+    def _text_form(self, pos: "_Positions", name: str, rec: dict, keys: tuple) -> tuple:
+        """A record's element names in schema order, and the tags around their values (None: a
+        value's place); the records of a mapping share a few sets of fields: each made once."""
+        if len(pos.forms) > 256:
+            pos.forms.clear()
+        names = [k for k, _ in self._order(pos, rec, keys)]
+        tags = [f"<{name}><{names[0]}>" if names else f"<{name}/>"]   # as lxml writes an empty element
+        for a, b in zip(names, names[1:]):
+            tags += (None, f"</{a}><{b}>")
+        if names:
+            tags += (None, f"</{names[-1]}></{name}>")
+        form = pos.forms[keys] = (names, tags)
+        return form
+
+    def _text_nested(self, out: list[str], pos: "_Positions", name: str, rec: dict, keys: tuple) -> None:
+        """A record with records nested in it, as text element by element."""
         append = out.append
         append(f"<{name}>")
+        start = len(out)
         open_wrapper = None
-        for fname, _ in order:
+        for fname, _ in self._order(pos, rec, keys):
             value = rec[fname]
             if isinstance(value, list):
                 wrapper_name = pos.wrappers.get(fname)
@@ -241,8 +302,7 @@ class DocumentFamily(abc.ABC):
                     if wrapper_name is not None:
                         append(f"<{wrapper_name}>")
                     open_wrapper = wrapper_name
-                for r in value:
-                    self._text_record(out, fname, r)
+                self._text_records(out, fname, value)
                 continue
             if open_wrapper is not None:
                 append(f"</{open_wrapper}>")
@@ -250,12 +310,24 @@ class DocumentFamily(abc.ABC):
             text = value.text
             if not text or "\r" in text:
                 raise _NotAsText
-            if "&" in text or "<" in text or ">" in text:
-                text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            append(f"<{fname}>{text}</{fname}>")
+            append(f"<{fname}>{_escape_text(text)}</{fname}>")
         if open_wrapper is not None:
             append(f"</{open_wrapper}>")
-        append(f"</{name}>")
+        if len(out) == start:   # nothing in it: an empty element, as lxml writes one
+            out[-1] = f"<{name}/>"
+        else:
+            append(f"</{name}>")
+
+    def _order(self, pos: "_Positions", rec: dict, keys: tuple) -> list:
+        """The record's element names (with their qualified names) in schema order; the records of a
+        mapping share a few sets of fields: each sorted once. Fields that are no elements are left out."""
+        order = pos.orders.get(keys)
+        if order is None:
+            if len(pos.orders) > 256:
+                pos.orders.clear()
+            order = pos.orders[keys] = [(k, self._q(k)) for k in sorted((k for k in rec if k in pos),
+                                                                        key=pos.__getitem__)]
+        return order
 
     def _q(self, name: str) -> str:
         return f"{{{self.namespace}}}{name}"
@@ -271,23 +343,27 @@ class DocumentFamily(abc.ABC):
                 self._fill(built, wrapper, child, mapped)
 
     def _has_data(self, name: str, mapped: Mapped) -> bool:
-        for kid in self.order.get(name, []):
-            if any(mapped.sections.get(kid) or ()) or (kid in self.order and self._has_data(kid, mapped)):
-                return True
-        return False
+        """Does a section under `name` (at any depth) have a record?"""
+        return any(any(mapped.sections.get(kid) or ()) for kid in self._descendants(name))
+
+    def _descendants(self, name: str) -> frozenset:
+        """Every element name under `name` in schema order, at any depth."""
+        found = self._below.get(name)
+        if found is None:
+            below: set[str] = set()
+            for kid in self.order.get(name, []):
+                below.add(kid)
+                if kid in self.order:
+                    below |= self._descendants(kid)
+            found = self._below[name] = frozenset(below)
+        return found
 
     def _record(self, built: Built, elem, name: str, rec: dict) -> None:
         """One record's element: its values in schema order; records nested in it (a list under
         the nested element's name) become that element, inside its wrapper when it has one."""
         first = None
         pos = self._positions(name)
-        keys = tuple(rec)
-        order = pos.orders.get(keys)
-        if order is None:   # the records of a mapping share a few sets of fields: each sorted once
-            if len(pos.orders) > 256:
-                pos.orders.clear()
-            order = pos.orders[keys] = [(k, self._q(k)) for k in sorted((k for k in rec if k in pos),
-                                                                        key=pos.__getitem__)]  # others: not elements
+        order = self._order(pos, rec, tuple(rec))
         origins = built.origins
         wrappers: dict[str, object] = {}
         sub_element = etree.SubElement

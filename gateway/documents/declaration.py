@@ -156,20 +156,20 @@ class Declaration(DocumentFamily):
             if gno:
                 if gno.text in seen:
                     errors.append(FieldError.at(gno.origin, "DecList/GNo", "unique",
-                                                f"goods line {gno.text} appears twice (also row {seen[gno.text]})",
-                                                gno.text))
+                                                f"goods line {gno.text} appears twice (also row "
+                                                f"{seen[gno.text].origin.row})", gno.text))
                 elif int(gno.text) != i:
                     errors.append(FieldError.at(gno.origin, "DecList/GNo", "sequence",
                                                 f"goods lines must be numbered 1, 2, 3 … in order; expected {i}",
                                                 gno.text))
-                seen.setdefault(gno.text, gno.origin.row)
+                seen.setdefault(gno.text, gno)   # its origin made only if another line repeats it
             wrong = checks.price_times_qty("DecList/DeclTotal", item.get("DeclPrice"), item.get("GQty"),
                                            item.get("DeclTotal"))
             if wrong:
                 errors.append(wrong)
             for qty_name, unit_name, what in (("FirstQty", "FirstUnit", "first"), ("SecondQty", "SecondUnit", "second")):
                 qty, unit = item.get(qty_name), item.get(unit_name)
-                if bool(qty) != bool(unit):
+                if (qty is None) != (unit is None):
                     present = qty or unit
                     errors.append(FieldError.at(present.origin, f"DecList/{qty_name}", "pair",
                                                 f"{what} quantity and {what} unit go together: give both or neither"))

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import operator
 import re
 from dataclasses import dataclass, field
@@ -280,8 +281,9 @@ class Mapping:
         waiting = next(order, None)
         open_: dict[str, list] = {}
         done: set[str] = set()
-        for row_no, values in rows:
-            key = values.get(group_by, "").strip()
+        at = plan.positions[group_by]
+        for row_no, values in rows.cells():        # a row's cells in header order (the plan reads them so)
+            key = values[at].strip()
             open_.setdefault(key, []).append((row_no, values, RowRef(locate, row_no)))
             if row_no == last[key]:
                 done.add(key)
@@ -291,20 +293,26 @@ class Mapping:
                     waiting = next(order, None)
 
     def plan(self, table: readers.Table) -> "Plan":
-        """The mapping compiled for this file's header (cached: the files of one export share it)."""
+        """The mapping compiled for this file's header (cached: the files of one export share it).
+        A CSV's rows are read as lists of cells (CsvRows.cells), the others' as dicts."""
         strict = table.strict_columns
-        ident = (tuple(table.columns), strict) if strict else None
+        cells = isinstance(table.rows, readers.CsvRows)
+        ident = (tuple(table.columns), strict, cells) if strict else None
         plans = self.__dict__.setdefault("_plans", {})
         plan = plans.get(ident)
         if plan is None:
             if len(plans) > 32:
                 plans.clear()
-            plan = plans[ident] = Plan(self, set(table.columns) if strict else None)
+            plan = plans[ident] = Plan(self, set(table.columns) if strict else None,
+                                       table.columns if cells else None)
         return plan
 
 
 FieldPlan = tuple   # (name, column, constant, converter, empty_is_nothing, "Section/Field", memo or None)
+# a memo: raw text -> the text it becomes (a str: no error, not empty), or the converter's
+# ("", (rule, message)) or ("", None) for an error or an empty value
 _MEMO = 4096        # raw texts remembered per field
+_NEVER = "never"   # SectionPlan.skip: no row of the file has the section's skip_if_empty column
 
 
 def _changing(f: FieldSpec, codes: CodeTables) -> bool:
@@ -312,12 +320,39 @@ def _changing(f: FieldSpec, codes: CodeTables) -> bool:
     return bool((f.codes and f.codes in codes._overlays) or (f.lookup and f.lookup[0] in codes._overlays))
 
 
+def cell_reader(positions: dict[str, int] | None):
+    """cell(values, column): a row's raw text in `column` ("" when the row has none); a row is a
+    dict, or with `positions` (column -> index) a list of cells in header order."""
+    if positions is None:
+        return lambda values, column: values.get(column, "")
+    return lambda values, column: values[positions[column]] if column in positions else ""
+
+
+def _getter(positions: dict[str, int] | None, columns: list[str]):
+    """A function returning the tuple of a row's raw cells in `columns`: operator.itemgetter over
+    the row (a KeyError for a dict row without one of them), or None when a list row cannot have them."""
+    if positions is not None:
+        if any(c not in positions for c in columns):
+            return None
+        columns = [positions[c] for c in columns]
+    return operator.itemgetter(*columns, columns[0])   # always a tuple
+
+
+def _dedupe(positions: dict[str, int] | None, columns: list[str]):
+    """The raw cells of `columns` that make a row's record the same as an earlier row's."""
+    if positions is not None and all(c in positions for c in columns):
+        return _getter(positions, columns)
+    cell = cell_reader(positions)
+    return lambda values: tuple(cell(values, c) for c in columns)
+
+
 class SectionPlan:
     """One section compiled: its active fields with their converters, and what picks its rows."""
 
-    __slots__ = ("spec", "fields", "cells", "skip_column", "dedupe_columns", "record")
+    __slots__ = ("spec", "fields", "cells", "skip_column", "skip", "dedupe_columns", "dedupe", "record")
 
-    def __init__(self, spec: SectionSpec, fields: list[FieldSpec], codes: CodeTables):
+    def __init__(self, spec: SectionSpec, fields: list[FieldSpec], codes: CodeTables,
+                 positions: dict[str, int] | None = None):
         self.spec = spec
         # each field's converter, and a memo of what it said of each raw text (a drop file repeats its
         # codes, units, dates and head values on every row); none for a check against data the store
@@ -327,47 +362,73 @@ class SectionPlan:
              None if _changing(f, codes) else {})
             for f in fields]
         columns = [f.column for f in fields if f.column]
-        self.cells = operator.itemgetter(*columns, columns[0]) if columns else None  # always a tuple
+        self.cells = _getter(positions, columns) if columns else None
         skip = next((f for f in spec.fields if f.name == spec.skip_if_empty), None) if spec.skip_if_empty else None
         self.skip_column = skip.column if skip is not None and skip.column else None
+        # skip_if_empty: the row's raw text in that column (a row without it adds no record); None: no
+        # such option; "never" when no row of this file can have it (a CSV header without the column)
+        if not spec.skip_if_empty:
+            self.skip = None
+        elif self.skip_column is None or (positions is not None and self.skip_column not in positions):
+            self.skip = _NEVER
+        elif positions is not None:
+            self.skip = operator.itemgetter(positions[self.skip_column])
+        else:
+            self.skip = lambda values, column=self.skip_column: values.get(column, "")
         self.dedupe_columns = [f.column for f in fields if f.name in spec.dedupe_by and f.column] \
             if spec.dedupe_by and not spec.within else []
-        self.record = _compiled_record(self.fields)
+        self.dedupe = _dedupe(positions, self.dedupe_columns) if self.dedupe_columns else None
+        self.record = _compiled_record(self.fields, positions)
 
 
-def _compiled_record(fields: list[FieldPlan]):
+def _compiled_record(fields: list[FieldPlan], positions: dict[str, int] | None = None):
     """A row's record of one section: a function written out once per plan (per header), one
-    straight block per field with its column, label, converter and memo bound as constants — no
-    per-row loop over the field list. Per field: the cell (or constant); an empty optional cell is
-    skipped; the converter's answer (memoised per raw text) is kept as a Value that knows its row
-    and column, or its error is reported located (row, column, field, rule, value)."""
-    env = {"Value": Value, "_fail": _field_failed, "_remember": _remember}
-    lines = ["def record(row, errors):", "    row_no, values, ref = row", "    get = values.get",
-             "    rec = {}", "    bad = None"]
+    straight block per field with its column (a dict key, or with `positions` the cell's index in
+    a list row), label, converter and memo bound as constants — no per-row loop over the field
+    list. Per field: the cell (or constant); an empty optional cell is skipped; the converter's
+    answer (memoised per raw text) is kept as a Value that knows its row and column, or its error
+    is reported located (row, column, field, rule, value)."""
+    env = {"Value": Value, "_fail": _field_failed, "_remember": _remember, "str": str, "new": object.__new__}
+    lines = ["def record(row, errors):", "    row_no, values, ref = row", "    get = values.get" if positions is None
+             else "    pass", "    rec = {}", "    bad = None"]
     for i, (name, column, constant, convert_one, empty_is_nothing, label, memo) in enumerate(fields):
         env.update({f"n{i}": name, f"c{i}": column, f"k{i}": constant, f"f{i}": convert_one, f"l{i}": label,
                     f"m{i}": memo})
-        lines.append(f"    raw = get(c{i}, '')" if column else f"    raw = k{i}")
+        if not column:
+            lines.append(f"    raw = k{i}")
+        elif positions is None:
+            lines.append(f"    raw = get(c{i}, '')")
+        else:   # a column the header lacks (a field with a default): empty
+            lines.append(f"    raw = values[{positions[column]}]" if column in positions else "    raw = ''")
         ind = "    "
         if empty_is_nothing:   # an empty optional cell: nothing to check, nothing to keep
             lines.append("    if raw:")
             ind = "        "
         if memo is None:
-            lines.append(f"{ind}text, err = f{i}(raw)")
-        else:
-            lines += [f"{ind}said = m{i}.get(raw)", f"{ind}if said is None:",
-                      f"{ind}    said = _remember(m{i}, f{i}, raw)", f"{ind}text, err = said"]
-        lines += [f"{ind}if err:", f"{ind}    bad = _fail(bad, errors, ref, c{i}, l{i}, err, raw)",
-                  f"{ind}elif text != '':", f"{ind}    rec[n{i}] = Value(text, None, ref, c{i})"]
+            lines += [f"{ind}text, err = f{i}(raw)",
+                      f"{ind}if err:", f"{ind}    bad = _fail(bad, errors, ref, c{i}, l{i}, err, raw)",
+                      f"{ind}elif text != '':", f"{ind}    rec[n{i}] = Value(text, None, ref, c{i})"]
+        else:   # the memo holds the text itself when there is one to keep (see _remember)
+            lines += [f"{ind}text = m{i}.get(raw)", f"{ind}if text is None:",
+                      f"{ind}    text = _remember(m{i}, f{i}, raw)",
+                      f"{ind}if text.__class__ is str:",   # Value(text, None, ref, c{i}), without a call
+                      f"{ind}    rec[n{i}] = v = new(Value)",
+                      f"{ind}    v.text = text; v._origin = None; v._row = ref; v._column = c{i}",
+                      f"{ind}elif text[1]:", f"{ind}    bad = _fail(bad, errors, ref, c{i}, l{i}, text[1], raw)"]
     lines.append("    return rec")
     exec(compile("\n".join(lines), "<mapping plan>", "exec"), env)
     return env["record"]
 
 
 def _remember(memo: dict, convert_one, raw: str):
+    """What the converter says of `raw`, remembered: the text when it is one to keep (no error,
+    not empty), else its (text, error) answer."""
     if len(memo) >= _MEMO:
         memo.clear()
-    said = memo[raw] = convert_one(raw)
+    text, err = said = convert_one(raw)
+    if err is None and text != "":
+        said = text
+    memo[raw] = said
     return said
 
 
@@ -382,12 +443,20 @@ def _field_failed(bad_columns, errors, ref, column, label, err, raw):
     return bad_columns
 
 
+_CELLS = operator.itemgetter(1)   # a group's row (row number, values, RowRef) -> its values
+
+
 class Plan:
     """A mapping compiled for one header: which fields the file can fill, each field's converter
     (type, lengths, pattern, code set), so each row is read without interpreting the mapping."""
 
-    def __init__(self, mapping: Mapping, columns: set[str] | None):
+    def __init__(self, mapping: Mapping, columns: set[str] | None, header: list[str] | None = None):
+        """`columns`: a strict header's columns; `header`: given when the rows are lists of cells in
+        its order (a CSV's), which the plan then reads by position."""
         self.mapping = mapping
+        # column -> its cell's index in a list row (a name the header repeats: its last, as a dict of the row keeps)
+        self.positions = {c: i for i, c in enumerate(header)} if header is not None else None
+        self.cell = cell_reader(self.positions)
         if columns is not None:   # a CSV or sheet header: the columns the mapping needs must be there
             needed = {f.column for s in mapping.sections if not s.optional for f in s.fields
                       if f.column and not f.optional} | {mapping.group_by}
@@ -399,7 +468,8 @@ class Plan:
                                  f"{mapping.path.name} reads", row=1)
         # the fields this file can fill: an optional column the header lacks is skipped outright
         self.sections = [SectionPlan(s, [f for f in s.fields if columns is None or not f.column or f.column in columns
-                                         or f.default is not None], mapping.codes) for s in mapping.sections]
+                                         or f.default is not None], mapping.codes, self.positions)
+                         for s in mapping.sections]
 
     def map_group(self, key: str, rows) -> Mapped:
         m = self.mapping
@@ -409,7 +479,8 @@ class Plan:
         if not key:
             errors.append(FieldError.at(key_origin, m.group_by, "required",
                                         f"the grouping column {m.group_by} is empty"))
-        enterprise = first_values.get(m.enterprise, "").strip() if m.enterprise else ""
+        cell = self.cell
+        enterprise = cell(first_values, m.enterprise).strip() if m.enterprise else ""
         sections: dict[str, list[Record]] = {}
         by_row: dict[str, dict[int, Record]] = {}   # per-row section -> row -> its record (for `within`)
         for sp in self.sections:
@@ -425,12 +496,12 @@ class Plan:
                     sections[spec.name] = []
                 continue
             items, seen, mine, seen_raw = [], set(), {}, set()
-            skip_column, dedupe_columns, within, dedupe_by = sp.skip_column, sp.dedupe_columns, spec.within, spec.dedupe_by
-            for row in rows:
-                if spec.skip_if_empty and not (skip_column and row[1].get(skip_column, "").strip()):
+            skip, dedupe, within, dedupe_by = sp.skip, sp.dedupe, spec.within, spec.dedupe_by
+            for row in rows if skip is not _NEVER else ():
+                if skip is not None and not skip(row[1]).strip():
                     continue
-                if dedupe_columns:  # the same raw cells as an earlier row: the same record, skipped
-                    raw_ident = tuple(row[1].get(c, "") for c in dedupe_columns)
+                if dedupe is not None:  # the same raw cells as an earlier row: the same record, skipped
+                    raw_ident = dedupe(row[1])
                     if raw_ident in seen_raw:
                         continue
                     seen_raw.add(raw_ident)
@@ -464,9 +535,9 @@ class Plan:
             return []
         from gateway import attachments
 
-        column, named, seen = spec["column"], [], set()
+        column, named, seen, cell = spec["column"], [], set(), self.cell
         for row_no, values, ref in rows:
-            text = values.get(column, "").strip()
+            text = cell(values, column).strip()
             if not text:
                 continue
             found, errs = attachments.parse_column(text, ref.origin(column), spec.get("default_code"))
@@ -483,22 +554,21 @@ class Plan:
                 named.append(n)
         return named
 
-    @staticmethod
-    def _check_consistent(sp: SectionPlan, rows, errors):
+    def _check_consistent(self, sp: SectionPlan, rows, errors):
         """A per-group section's columns hold the same value on every row of the document."""
-        cells = sp.cells
+        cells, cell = sp.cells, self.cell
         if cells is not None:
             try:
                 same = cells(rows[0][1])
-                if all(cells(values) == same for _, values, _ in rows[1:]):
+                if all(map(operator.eq, map(cells, map(_CELLS, rows[1:])), itertools.repeat(same))):
                     return   # the raw cells are equal, so the stripped ones are
             except KeyError:  # a record without one of the columns (JSON, XML): compared one by one
                 pass
         first_values = rows[0][1]
         for name, column, *_ in (f for f in sp.fields if f[1]):
-            first = first_values.get(column, "").strip()
+            first = cell(first_values, column).strip()
             for row_no, values, ref in rows[1:]:
-                other = values.get(column, "").strip()
+                other = cell(values, column).strip()
                 if other != first:
                     errors.append(FieldError.at(
                         ref.origin(column), f"{sp.spec.name}/{name}",
@@ -539,7 +609,6 @@ def _field_spec(path, sname, fname, fraw) -> FieldSpec:
 
 
 _INT = re.compile(r"[+-]?\d+")
-_PLAIN_DECIMAL = re.compile(r"(\d+)(?:\.(\d+))?")
 _DECIMAL = re.compile(r"[+-]?[\d,]*\.?\d*")
 _DATE_FORMATS = ("%Y%m%d", "%Y-%m-%d", "%Y/%m/%d")
 _DATETIME_FORMATS = ("%Y%m%d%H%M%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M")
@@ -561,18 +630,19 @@ def _typed(f: FieldSpec):
     if f.type == "decimal":
         bad = ("", ("type", f.message or "must be a number"))
         scale, max_digits = f.scale, f.max_digits
+        whole_digits = max_digits - (scale or 0) if max_digits is not None else None
 
         def as_decimal(text):
-            plain = _PLAIN_DECIMAL.fullmatch(text)
-            if plain is not None:   # unsigned digits[.digits]: what Decimal would say, without it
-                whole, frac = plain.group(1), plain.group(2) or ""
+            whole, dot, frac = text.partition(".")
+            if whole.isdecimal() and (frac.isdecimal() or not dot):   # unsigned digits[.digits] (r"\d+(\.\d+)?"):
+                # what Decimal would say, without it (isdecimal: the Unicode digits \d matches)
                 if scale is not None and len(frac) > scale:
                     return "", ("scale", f"has more than {scale} decimal places")
                 whole = whole.lstrip("0") or "0"
-                if max_digits is not None and (len(whole) if whole != "0" else 1) > max_digits - (scale or 0):
-                    return "", ("max_digits", f"is too large: at most {max_digits - (scale or 0)} digits "
+                if whole_digits is not None and len(whole) > whole_digits:
+                    return "", ("max_digits", f"is too large: at most {whole_digits} digits "
                                               f"before the decimal point")
-                return (whole if frac.strip("0") == "" else f"{whole}.{frac}"), None
+                return (f"{whole}.{frac}" if frac.strip("0") else whole), None
             try:
                 num = Decimal(text.replace(",", "")) if _DECIMAL.fullmatch(text) else None
             except InvalidOperation:
@@ -644,6 +714,28 @@ def converter(f: FieldSpec, codes: CodeTables):
                 return default, None
             return empty
         return convert_plain
+    if mp is None and not upper and not checks and has_code is None and not lookup:
+        def convert_typed(raw: str):   # only stripped, defaulted, required and typed
+            text = raw.strip()
+            if text:
+                return typed(text)
+            if default:
+                return typed(default)
+            return empty
+        return convert_typed
+    if mp is None and not upper and typed is None and has_code is None and not lookup:
+        def convert_checked(raw: str):   # only stripped, defaulted, required, lengths and pattern
+            text = raw.strip() or default
+            if not text:
+                return empty
+            if max_length is not None and len(text) > max_length:
+                return "", ("max_length", message or f"is {len(text)} characters, at most {max_length} allowed")
+            if min_length is not None and len(text) < min_length:
+                return "", ("min_length", message or f"is {len(text)} characters, at least {min_length} needed")
+            if pattern is not None and not pattern.fullmatch(text):
+                return bad_pattern
+            return text, None
+        return convert_checked
 
     def convert_one(raw: str):
         text = raw.strip()

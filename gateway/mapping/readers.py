@@ -81,12 +81,18 @@ def decode(data: bytes, encoding: str = "auto") -> tuple[str, str]:
                          f"set encoding in the document's config") from None
 
 
-class CsvRows:
-    """A CSV's data rows, parsed again on each pass over them: the file's text is kept, not a
-    Python object per row, so a 50,000-row file is mapped one document at a time."""
+KEEP_PARSED = 1_000_000   # a CSV of at most this many characters keeps the rows its check read
 
-    def __init__(self, text: str, delimiter: str, header: list[str], count: int):
+
+class CsvRows:
+    """A CSV's data rows. A large file is parsed again on each pass over them: its text is kept, not
+    a Python object per row, so a 50,000-row file is mapped one document at a time. A small one
+    (KEEP_PARSED) keeps the cells its first reading parsed, and its passes read those."""
+
+    def __init__(self, text: str, delimiter: str, header: list[str], count: int,
+                 parsed: list[tuple[int, list[str]]] | None = None):
         self.text, self.delimiter, self.header, self.count = text, delimiter, header, count
+        self.parsed = parsed    # [(row number, cells)] of the rows that are not blank, when kept
 
     def __len__(self) -> int:
         return self.count
@@ -96,21 +102,27 @@ class CsvRows:
         next(reader)   # the header, checked when the file was read
         return reader
 
-    def __iter__(self):
-        header, row_no = self.header, 1
+    def cells(self):
+        """(row number, cells in header order) of each row that is not blank."""
+        return self.parsed if self.parsed is not None else self._parse()
+
+    def _parse(self):
+        row_no = 1
         for values in self._reader():
             row_no += 1
             if not any(v.strip() for v in values):
                 continue
+            yield row_no, values
+
+    def __iter__(self):
+        header = self.header
+        for row_no, values in self.cells():
             yield row_no, dict(zip(header, values))
 
     def column(self, name: str):
         """(row number, value) of one column, without building the rows."""
-        i, row_no = self.header.index(name), 1
-        for values in self._reader():
-            row_no += 1
-            if not any(v.strip() for v in values):
-                continue
+        i = self.header.index(name)
+        for row_no, values in self.cells():
             yield row_no, values[i]
 
 
@@ -147,18 +159,23 @@ def read_csv(data: bytes, encoding: str = "auto", delimiter: str = ",", **_) -> 
     count = 0
     row_no = 1
     width = len(header)
+    parsed = [] if len(text) <= KEEP_PARSED else None
+    keep = parsed.append if parsed is not None else None
     try:   # every row checked now, so a broken file is refused before anything is mapped
         for values in reader:
             row_no += 1
             if len(values) != width:
-                if not any(v.strip() for v in values):
+                if not any(map(str.strip, values)):
                     continue
                 raise InputError(f"has {len(values)} fields, the header has {width}", row=row_no)
-            if any(v.strip() for v in values):
+            if any(map(str.strip, values)):
                 count += 1
+                if keep is not None:
+                    keep((row_no, values))
     except csv.Error as exc:
         raise InputError(str(exc), row=row_no + 1) from None
-    return Table(columns=header, rows=CsvRows(text, delimiter, header, count), encoding=used)
+    return Table(columns=header, rows=CsvRows(text if parsed is None else "", delimiter, header, count, parsed),
+                 encoding=used)
 
 
 from gateway.mapping import readers_tree  # noqa: E402  (it uses Table, defined above)
