@@ -14,12 +14,15 @@ def amount(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+_RELATIVE = Decimal("0.0001")   # 0.01 % of a large total
+
+
 def price_times_qty(field: str, price: Value | None, qty: Value | None, total: Value | None) -> FieldError | None:
     """A line's total must be its unit price × quantity (within a cent, or 0.01 % of large totals)."""
     if not (price and qty and total):
         return None
-    expected = Decimal(price.text) * Decimal(qty.text)
-    if abs(expected - Decimal(total.text)) <= max(TOLERANCE, Decimal(total.text) * Decimal("0.0001")):
+    expected, stated = Decimal(price.text) * Decimal(qty.text), Decimal(total.text)
+    if abs(expected - stated) <= max(TOLERANCE, stated * _RELATIVE):
         return None
     return FieldError.at(total.origin, field, "price*qty", f"total {total.text} is not unit price {price.text} × "
                                                            f"quantity {qty.text} = {amount(expected)}", total.text)
