@@ -117,3 +117,12 @@ def test_signed_from_text_validates_and_verifies(keys, alg, profile, name):
     root.find(f"{{{envelope.DXP_NS}}}TransInfo/{{{envelope.DXP_NS}}}CopMsgId").text = "cop-2"
     with pytest.raises(signing.SignatureError, match="digest mismatch"):
         signing.verify(root)
+
+
+@pytest.mark.parametrize("hashlib_sm3", [True, False])
+def test_sm3_is_the_standard_sm3_through_either_library(monkeypatch, hashlib_sm3):
+    if hashlib_sm3 and not signing._HASHLIB_SM3:
+        pytest.skip("this OpenSSL's hashlib has no SM3")
+    monkeypatch.setattr(signing, "_HASHLIB_SM3", hashlib_sm3)
+    assert signing.hash_bytes("sm3", b"abc").hex() == \
+        "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"   # GB/T 32905 example 1
