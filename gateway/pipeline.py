@@ -16,7 +16,7 @@ from lxml import etree
 
 from card.signer import CardAbsent, CardMismatch, PinError, SignerError, signing_for
 from gateway import (alarms, attachments, ccpit_filings, envelope, faults, fsutil, health, licence_use, metrics,
-                     mofcom_filings, mofcom_key, signing, sync, xmlsafe)
+                     mofcom_filings, mofcom_key, sync, xmlsafe)
 from gateway.lifecycle import retries, subscriptions
 from gateway.log import get_logger
 from gateway.receipts import correlate as correlation
@@ -122,7 +122,7 @@ def _sign_one(rt: Runtime, s, msg: Message) -> None:
     if info.enterprise_code not in (msg.enterprise, ent.customs_code if ent else None):
         raise CardMismatch(f"card {info.media_no} belongs to enterprise {info.enterprise_code}, "
                            f"but message {msg.id} is sent by {msg.enterprise}: refusing to sign")
-    root = xmlsafe.parse(msg.document)
+    root = xmlsafe.parse_own(msg.document)   # swgw's own, validated when it was prepared
     now = _now()
     dt_.family.before_sign(root, signer, info, now.strftime("%Y%m%d%H%M%S"))
     key_note = ""
@@ -136,9 +136,9 @@ def _sign_one(rt: Runtime, s, msg: Message) -> None:
         trans=envelope.TransInfo(msg.cop_msg_id, ent.dxp_sender_id, [dt_.receiver_id], now, dt_.msg_type),
         data=data, file_name=file_name, ic_card=info.media_no,
         biz_keys={dt_.family.key_name: msg.business_key})
-    dxp = envelope.wrap(env)
-    signed = signing.sign(dxp, signer, info.cert_no, rt.xmldsig_profile(msg.signer))
-    errors = rt.dxp_schema.errors(dxp)
+    signed = envelope.signed(env, signer, info.cert_no, rt.xmldsig_profile(msg.signer))
+    dxp = xmlsafe.parse_own(signed)
+    errors = rt.dxp_schema.errors(dxp)   # located only when not valid
     if errors:
         raise envelope.EnvelopeError("envelope does not validate against the DXP schema: "
                                      + "; ".join(f"{e.path}: {e.reason}" for e in errors[:3]))

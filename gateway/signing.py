@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
+import re
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
@@ -79,8 +81,11 @@ class SignatureError(Exception):
         self.code = code   # DxpRep code: 1001 bad signature, 1004 signature/data mismatch
 
 
+_HASHLIB_SM3 = "sm3" in hashlib.algorithms_available   # hashlib hashes large data without the GIL
+
+
 def hash_bytes(name: str, data: bytes) -> bytes:
-    if name == "sm3":
+    if name == "sm3" and not _HASHLIB_SM3:
         h = hashes.Hash(hashes.SM3())
         h.update(data)
         return h.finalize()
@@ -131,8 +136,42 @@ def sign(root: etree._Element, signer: Signer, cert_no: str, profile: str = "chi
     _sub(signature, "SignatureValue", base64.b64encode(value).decode())
     key_info = _sub(signature, "KeyInfo")
     _sub(key_info, "KeyName", cert_no)
-    _sub(_sub(key_info, "X509Data"), "X509Certificate", base64.b64encode(signer.certificate()).decode())
+    _sub(_sub(key_info, "X509Data"), "X509Certificate", _b64(signer.certificate()))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def sign_canonical(canonical: bytes, close: bytes, in_scope: str, signer: Signer, cert_no: str,
+                   profile: str = "chinaport-2022") -> bytes:
+    """`sign`, for a root given as text: the same serialized result, byte for byte, without trees.
+
+    `canonical` is the root without Signature in inclusive C14N and is also exactly lxml's
+    serialization of it (envelope.canonical), ending in `close`, its closing tag; the root binds the
+    prefix ds to XML-DSig, `in_scope` are the namespace declarations C14N writes on its SignedInfo;
+    `cert_no` is plain text (no control character or carriage return)."""
+    sig_uri, digest_uri = methods(signer.algorithm, profile)
+    digest_value = base64.b64encode(hash_bytes(DIGEST_METHODS[digest_uri], canonical)).decode()
+    inner = (f'<ds:CanonicalizationMethod Algorithm="{C14N}"></ds:CanonicalizationMethod>'
+             f'<ds:SignatureMethod Algorithm="{sig_uri}"></ds:SignatureMethod><ds:Reference URI="">'
+             f'<ds:Transforms><ds:Transform Algorithm="{ENVELOPED}"></ds:Transform></ds:Transforms>'
+             f'<ds:DigestMethod Algorithm="{digest_uri}"></ds:DigestMethod>'
+             f'<ds:DigestValue>{digest_value}</ds:DigestValue></ds:Reference></ds:SignedInfo>')
+    value = base64.b64encode(signer.sign(f"<ds:SignedInfo {in_scope}>{inner}".encode())).decode()
+    key_name = cert_no.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    signature = (f"<ds:Signature><ds:SignedInfo>{_EMPTY.sub(_CLOSED, inner)}"
+                 f"<ds:SignatureValue>{value}</ds:SignatureValue><ds:KeyInfo><ds:KeyName>{key_name}</ds:KeyName>"
+                 f"<ds:X509Data><ds:X509Certificate>{_b64(signer.certificate())}</ds:X509Certificate>"
+                 f"</ds:X509Data></ds:KeyInfo></ds:Signature>")
+    return b"".join((_XML_DECLARATION, canonical[:-len(close)], signature.encode(), close))
+
+
+_XML_DECLARATION = b"<?xml version='1.0' encoding='UTF-8'?>\n"   # as etree.tostring(xml_declaration=True) writes
+_EMPTY, _CLOSED = re.compile('"></ds:[A-Za-z]+>'), '"/>'   # an empty method element: lxml writes <x a="…"/>
+
+
+@functools.lru_cache(maxsize=16)
+def _b64(certificate: bytes) -> str:
+    """A signer's certificate in base64 (the same few certificates, message after message)."""
+    return base64.b64encode(certificate).decode()
 
 
 @dataclass(frozen=True)

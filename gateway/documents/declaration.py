@@ -6,7 +6,10 @@ import (SeqNo assigned), then DEC_RESULT status pushes with a CHANNEL code.
 from __future__ import annotations
 
 import base64
+import functools
 from decimal import Decimal
+
+from lxml import etree
 
 from card import crypto
 from card.signer import CardInfo, Signer
@@ -209,16 +212,15 @@ class Declaration(DocumentFamily):
         sign = root.find(self._q("DecSign"))
         if sign is None:
             return
+        children = list(sign)
         for name, value in (("SignDate", sign_date), ("Certificate", info.cert_no)):
-            elem = sign.find(self._q(name))
-            if elem is None:
-                elem = self._insert(sign, name)
-            elem.text = value
-        old = sign.find(self._q("Sign"))
+            self._child(sign, children, name).text = value
+        old = next((c for c in children if c.tag == self._q("Sign")), None)
         if old is not None:
             sign.remove(old)
+            children.remove(old)
         value = signer.sign(c14n(root))
-        self._insert(sign, "Sign").text = base64.b64encode(value).decode()
+        self._child(sign, children, "Sign").text = base64.b64encode(value).decode()
 
     def verify_document(self, root, certificate: bytes, algorithm: str) -> str | None:
         sign = root.find(f"{self._q('DecSign')}/{self._q('Sign')}")
@@ -236,17 +238,26 @@ class Declaration(DocumentFamily):
             parent.insert(index, sign)
         return None
 
-    def _insert(self, parent, name: str):
-        from lxml import etree
+    @functools.cached_property
+    def _sign_rank(self) -> dict[str, int]:
+        """DecSign's children (qualified tags) -> their place in the schema's order."""
+        return {self._q(name): i for i, name in enumerate(self.order["DecSign"])}
 
-        order = self.order["DecSign"]
-        elem = etree.Element(self._q(name))
-        pos = order.index(name)
-        for i, child in enumerate(parent):
-            if order.index(etree.QName(child).localname) > pos:
-                parent.insert(i, elem)
+    def _child(self, sign, children: list, name: str):
+        """DecSign's first child `name`, or a new one in its schema place (`children`: DecSign's, kept)."""
+        tag, rank = self._q(name), self._sign_rank
+        found = next((child for child in children if child.tag == tag), None)
+        if found is not None:
+            return found
+        pos = rank[tag]
+        for i, child in enumerate(children):
+            if rank.get(child.tag, -1) > pos:
+                elem = etree.Element(tag)
+                child.addprevious(elem)
+                children.insert(i, elem)
                 return elem
-        parent.append(elem)
+        elem = etree.SubElement(sign, tag)
+        children.append(elem)
         return elem
 
     def on_receipt(self, kind: str, fields: dict, current_state: str) -> ReceiptOutcome:
