@@ -5,17 +5,18 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from gateway.store.bulk import NewMessage
 from gateway.store.models import Event, Message, MessageKey, Receipt, utcnow
 
 
-def transition(session: Session, msg: Message, to_state: str, detail: str = "") -> None:
+def transition(session: Session, msg: Message | NewMessage, to_state: str, detail: str = "") -> None:
     _add_event(session, msg, "state", msg.state, to_state, detail)
     msg.state = to_state
     msg.updated_at = utcnow()
 
 
-def note(session: Session, msg: Message | None, kind: str, detail: str) -> None:
-    if not isinstance(msg, Message):   # None, or a stand-in (an inspection order without its declaration)
+def note(session: Session, msg: Message | NewMessage | None, kind: str, detail: str) -> None:
+    if not isinstance(msg, (Message, NewMessage)):   # None, or a stand-in (an inspection order without its declaration)
         msg = None
     if msg is None:
         session.add(Event(kind=kind, from_state="", to_state="", detail=detail))
@@ -23,14 +24,16 @@ def note(session: Session, msg: Message | None, kind: str, detail: str) -> None:
         _add_event(session, msg, kind, msg.state, msg.state, detail)
 
 
-def _add_event(session: Session, msg: Message, kind: str, from_state: str, to_state: str, detail: str) -> None:
+def _add_event(session: Session, msg: Message | NewMessage, kind: str, from_state: str, to_state: str,
+               detail: str) -> None:
     """An event is a row naming its message (msg.events, the write-only collection, would build a
     query each time): a plain row, no ORM object and no unit of work, inserted with the batch's
     others in one executemany INSERT once its message has its id — at the next flush (a new
-    message's id comes with it) or commit, in the session's transaction, in the order noted."""
+    message's id comes with it; a bulk.NewMessage's when its batch is written) or commit, in the
+    session's transaction, in the order noted."""
     if not session.in_transaction():
         session.begin()   # as session.add would: a rollback before the next commit drops the row
-    if msg.id is None and msg not in session:
+    if msg.id is None and isinstance(msg, Message) and msg not in session:
         session.add(msg)  # as the relationship's cascade did: the event stores its new message
     session.info.setdefault(_PENDING, []).append(
         (msg, {"at": utcnow(), "kind": kind, "from_state": from_state, "to_state": to_state, "detail": detail}))
