@@ -1,8 +1,8 @@
 """Queries and state changes. Every state change writes an event in the same transaction."""
 from __future__ import annotations
 
+from sqlalchemy import bindparam, inspect, insert, or_, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.store.bulk import NewMessage
@@ -60,6 +60,30 @@ def _insert_pending_events(session: Session, *_) -> None:
 def _drop_pending_events(session: Session, transaction) -> None:
     if transaction.parent is None:   # committed (inserted above), or rolled back: they go with it
         session.info.pop(_PENDING, None)
+
+
+def save(session: Session, msgs: list[Message]) -> None:
+    """Write what changed in many loaded messages with one executemany UPDATE per set of changed
+    columns (a stage's batch changes the same ones in each), where the ORM's flush would track
+    every object on its own. Afterwards they are clean; a message with other changes (its keys)
+    is left to the flush."""
+    groups: dict[tuple[str, ...], list[Message]] = {}
+    for msg in msgs:
+        state = inspect(msg)
+        changed = tuple(sorted(state.committed_state))
+        if changed and state.persistent and all(c in _COLUMNS for c in changed):
+            groups.setdefault(changed, []).append(msg)
+    table = Message.__table__
+    for columns, group in groups.items():
+        rows = [{"b_id": msg.id, **{c: msg.__dict__[c] for c in columns}} for msg in group]
+        with session.no_autoflush:   # a flush first would write them one by one
+            session.execute(update(table).where(table.c.id == bindparam("b_id")), rows)
+        for msg in group:   # written: what the ORM itself does after its flush (none waits for the next)
+            state = inspect(msg)
+            state._commit_all(state.dict, session.identity_map)
+
+
+_COLUMNS = frozenset(Message.__table__.c.keys())
 
 
 def add_key(msg: Message, name: str, value: str) -> None:
