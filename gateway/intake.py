@@ -15,7 +15,6 @@ from pathlib import Path
 from lxml import etree
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
-from sqlalchemy.orm.attributes import flag_modified
 
 from gateway import attachments, faults, fsutil, licence_use, metrics, zipsafe
 from gateway.documents.base import Context
@@ -26,8 +25,8 @@ from gateway.mapping import readers_xlsx
 from gateway.mapping.errors import FieldError, InputError
 from gateway.runtime import DocType, Runtime
 from gateway.sources.folder import Claimed
-from gateway.store import leases, repo, states
-from gateway.store.models import IntakeFile, Message, MessageAttachment, MessageKey, utcnow
+from gateway.store import bulk, leases, repo, states
+from gateway.store.models import IntakeFile
 
 log = get_logger("intake")
 TAKEN = ("accepted", "partial", "duplicate")
@@ -95,7 +94,7 @@ def _store_isolating(rt: Runtime, items) -> list[dict]:
 def _store_batch(rt: Runtime, s, items) -> list[dict]:
     """Store evaluated files/records — items of (doc type, claimed, data, sha, evaluated,
     source) — in session `s` with one lookup of earlier contents and keys per document type and
-    one flush for them all. Returns one report per item."""
+    one INSERT per table for them all (gateway/store/bulk.py). Returns one report per item."""
     leases.exclusive(s, *(f"intake {it[0].key}" for it in items))   # several processes: one stores at a time
     previous: dict[str, dict] = {}
     existing: dict[str, dict] = {}
@@ -104,18 +103,10 @@ def _store_batch(rt: Runtime, s, items) -> list[dict]:
         previous[dt.key] = _taken_before(s, dt, [it[3] for it in mine])
         keys = [ev.mapped.key for it in mine if not isinstance(it[4], InputError) for ev in it[4][1]]
         existing[dt.key] = repo.by_keys(s, dt.key, keys)
-    reports, created = [], []
-    with s.no_autoflush:
-        for dt, claimed, data, sha, evaluated, source in items:
-            report, new = _record(rt, dt, s, claimed, data, sha, evaluated, previous[dt.key], existing[dt.key],
-                                  source)
-            reports.append(report)
-            created += new
-    s.flush()  # one round of INSERTs for the whole batch
-    for intake, entry, msg in created:
-        entry["message"] = msg.id
-    for intake in {id(i): i for i, _, _ in created}.values():
-        flag_modified(intake, "report")  # SQLAlchemy does not see changes inside a JSON dict
+    batch = bulk.Batch()
+    reports = [_record(rt, dt, s, batch, claimed, data, sha, evaluated, previous[dt.key], existing[dt.key], source)
+               for dt, claimed, data, sha, evaluated, source in items]
+    batch.write(s)   # the ids, then the rows: the reports name their messages when they are stored
     return reports
 
 
@@ -129,26 +120,25 @@ def _taken_before(s, dt: DocType, shas: list[str]) -> dict[str, IntakeFile]:
     return out
 
 
-def _record(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str, evaluated,
-            previous: dict[str, IntakeFile], existing: dict, source: str | None = None) -> tuple[dict, list]:
-    """Record one file: its report, and the (intake, report entry, message) of each new message,
-    whose ids the caller fills in after its flush."""
+def _record(rt: Runtime, dt: DocType, s, batch: bulk.Batch, claimed: Claimed, data: bytes, sha: str, evaluated,
+            previous: dict[str, IntakeFile | bulk.NewIntake], existing: dict, source: str | None = None) -> dict:
+    """Record one file in `batch`: its intake record and messages; returns its report."""
     prior = previous.get(sha)
     if prior is not None and claimed.recovered and prior.name == claimed.name \
             and _committed_from_work(s, prior, claimed):
-        return {**(prior.report or {}), "outcome": prior.outcome}, []
+        return {**(prior.report or {}), "outcome": prior.outcome}
     if prior is not None:
         report = {"file": claimed.name, "document": dt.key, "outcome": "duplicate",
                   "same_as": prior.name, "taken_at": prior.received_at.isoformat(),
                   "message": f"same content as {prior.name}, taken {prior.received_at:%Y-%m-%d %H:%M:%S}; "
                              f"nothing sent again"}
-        s.add(IntakeFile(doc_type=dt.key, source=source or str(dt.source.inbox), name=claimed.name, sha256=sha,
-                         size=len(data), outcome="duplicate", report=report))
-        return report, []
-    report, intake, created = _store_file(rt, dt, s, claimed, data, sha, evaluated, existing, source)
+        batch.intake(bulk.NewIntake(doc_type=dt.key, source=source or str(dt.source.inbox), name=claimed.name,
+                                    sha256=sha, size=len(data), outcome="duplicate", report=report))
+        return report
+    report, intake = _store_file(rt, dt, s, batch, claimed, data, sha, evaluated, existing, source)
     if report["outcome"] in TAKEN:  # a second copy in the same batch is a duplicate of this one
         previous[sha] = intake
-    return report, created
+    return report
 
 
 def _committed_from_work(s, previous: IntakeFile, claimed: Claimed) -> bool:
@@ -200,29 +190,23 @@ def unpack(dt: DocType, data: bytes):
     return data, attachments.Folder(dt.attachments_dir) if dt.attachments_dir else None
 
 
-def _store_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha: str,
-                evaluated, existing: dict, source: str | None = None) -> tuple[dict, IntakeFile, list]:
+def _store_file(rt: Runtime, dt: DocType, s, batch: bulk.Batch, claimed: Claimed, data: bytes, sha: str,
+                evaluated, existing: dict, source: str | None = None) -> tuple[dict, bulk.NewIntake]:
     report: dict = {"file": claimed.name, "document": dt.key, "claimed_as": claimed.path.name,
                     "accepted": [], "rejected": [], "duplicates": []}
-    intake = IntakeFile(received_at=utcnow(),  # set now: a duplicate later in this batch reports it
-                        doc_type=dt.key, source=source or str(dt.source.inbox), name=claimed.name, sha256=sha,
-                        size=len(data), outcome="error", report=report)
-    s.add(intake)
+    intake = batch.intake(bulk.NewIntake(doc_type=dt.key, source=source or str(dt.source.inbox), name=claimed.name,
+                                         sha256=sha, size=len(data), outcome="error", report=report))
     if isinstance(evaluated, InputError):
         exc = evaluated
         report.update(outcome="error", error=str(exc), **({"row": exc.row} if exc.row else {}))
-        intake.report = dict(report)  # a new object: SQLAlchemy does not track changes inside a JSON dict
-        return report, intake, []
+        return report, intake
     report["encoding"], evaluations = evaluated
-    created = []
     for ev in evaluations:
-        outcome = store(dt, s, ev, intake, claimed.name, existing)
+        outcome = store(dt, s, ev, intake, claimed.name, existing, batch=batch)
         report[outcome["bucket"]].append(outcome["entry"])
-        if "_msg" in outcome:
-            msg = outcome.pop("_msg")
-            created.append((intake, outcome["entry"], msg))
-            if msg.state != states.INVALID:  # a later file of this batch with the same key meets it
-                existing.setdefault((msg.enterprise, msg.business_key), []).append(msg)
+        msg = outcome.pop("_msg", None)
+        if msg is not None and msg.state != states.INVALID:  # a later file of this batch with the same key meets it
+            existing.setdefault((msg.enterprise, msg.business_key), []).append(msg)
     if not report["rejected"]:
         report["outcome"] = "accepted"
     elif report["accepted"] or report["duplicates"]:
@@ -230,8 +214,7 @@ def _store_file(rt: Runtime, dt: DocType, s, claimed: Claimed, data: bytes, sha:
     else:
         report["outcome"] = "error"
     intake.outcome = report["outcome"]
-    intake.report = report   # flagged modified again once the batch is flushed and message ids are known
-    return report, intake, created
+    return report, intake
 
 
 @dataclass
@@ -287,17 +270,18 @@ def evaluate(rt: Runtime, dt: DocType, mapped: Mapped, files=None) -> Evaluation
 def prepare(rt: Runtime, dt: DocType, s, mapped: Mapped, intake_id: int | None, file_name: str,
             existing: dict | None = None) -> dict:
     """Evaluate one document and store it as prepared, or invalid with its errors."""
-    result = store(dt, s, evaluate(rt, dt, mapped), intake_id, file_name, existing)
-    if "_msg" in result:
-        s.flush()
-        result["entry"]["message"] = result.pop("_msg").id
+    batch = bulk.Batch()
+    result = store(dt, s, evaluate(rt, dt, mapped), intake_id, file_name, existing, batch=batch)
+    batch.write(s)
+    result.pop("_msg", None)
     return result
 
 
-def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_name: str,
-          existing: dict | None = None) -> dict:
-    """Store one evaluated document as prepared, or invalid with its errors (no flush: the
-    caller flushes once and reads the new message from result["_msg"]).
+def store(dt: DocType, s, ev: Evaluation, intake: bulk.NewIntake | int | None, file_name: str,
+          existing: dict | None = None, *, batch: bulk.Batch) -> dict:
+    """Store one evaluated document in `batch` as prepared, or invalid with its errors (the
+    caller writes the batch, which fills in the report entry's message id; the new message is
+    result["_msg"]).
 
     `existing` (from repo.by_keys) lets a caller look up many keys in one query."""
     mapped = ev.mapped
@@ -313,8 +297,9 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
             if prior.state == states.INVALID:
                 continue
             if prior.content_sha256 == content_sha:
-                return {"bucket": "duplicates", "entry": {"key": mapped.key, "message": prior.id,
-                                                          "note": "same document already taken; not sent again"}}
+                entry = {"key": mapped.key, "message": None, "note": "same document already taken; not sent again"}
+                batch.name_in(entry, prior)   # a message of this batch: its id once written
+                return {"bucket": "duplicates", "entry": entry}
             if prior.state in dt.family.resubmittable_states:
                 continue  # returned by the authority: an amended document goes again under the same key
             if dt.family.replaces(prior, mapped):
@@ -326,18 +311,15 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
                                         f"{dt.family.key_name}", mapped.key))
             break
 
-    msg = Message(doc_type=dt.key, enterprise=enterprise[:40], business_key=mapped.key[:100],
-                  cop_msg_id=uuid.uuid4().hex, state=states.RECEIVED,
-                  **({"intake_file": intake} if isinstance(intake, IntakeFile) else {"intake_file_id": intake}),
-                  source_ref=source_ref[:400], content_sha256=content_sha, document=document,
-                  signer=ev.signer, transport=dt.transport, attempts=0, last_receipt="",
-                  keys=[MessageKey(name=dt.family.key_name, value=mapped.key)])
+    msg = batch.message(bulk.NewMessage(
+        doc_type=dt.key, enterprise=enterprise[:40], business_key=mapped.key[:100], cop_msg_id=uuid.uuid4().hex,
+        state=states.RECEIVED, intake=intake, source_ref=source_ref[:400], content_sha256=content_sha,
+        document=document, signer=ev.signer, transport=dt.transport, keys=[bulk.Key(dt.family.key_name, mapped.key)]))
     carried_as = _carried_names(document) if ev.attachments and not errors else []
-    for seq, (att, as_name) in enumerate(zip(ev.attachments, carried_as), start=1):
-        msg.attachments.append(MessageAttachment(seq=seq, code=att.code, name=att.name[:255], carried_as=as_name,
-                                                 media_type=attachments.MEDIA[att.kind], size=att.size,
-                                                 sha256=att.sha256, content=att.data))
-    s.add(msg)
+    msg.attachments = [{"seq": seq, "code": att.code, "name": att.name[:255], "carried_as": as_name,
+                        "media_type": attachments.MEDIA[att.kind], "size": att.size, "sha256": att.sha256,
+                        "content": att.data}
+                       for seq, (att, as_name) in enumerate(zip(ev.attachments, carried_as), start=1)]
     repo.note(s, msg, "received", source_ref)
     for prior in replaced if not errors else []:
         keys = ", ".join(f"{k.name} {k.value}" for k in prior.keys if k.name != dt.family.key_name)
@@ -346,8 +328,9 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
         repo.note(s, prior, "replaced", f"replaced by a new application under the same {dt.family.key_name} "
                                         f"(message {msg.cop_msg_id}, from {source_ref}); voided when that is approved")
     if msg.attachments:
-        repo.note(s, msg, "attachments", "; ".join(f"{a.name} as {a.carried_as} ({a.code}, {a.media_type}, "
-                                                   f"{a.size} bytes, sha256 {a.sha256})" for a in msg.attachments))
+        repo.note(s, msg, "attachments", "; ".join(f"{a['name']} as {a['carried_as']} ({a['code']}, "
+                                                   f"{a['media_type']}, {a['size']} bytes, sha256 {a['sha256']})"
+                                                   for a in msg.attachments))
     if errors:
         msg.errors = [e.to_dict() for e in errors]
         repo.transition(s, msg, states.INVALID, f"{len(errors)} error(s): " + "; ".join(
@@ -361,6 +344,7 @@ def store(dt: DocType, s, ev: Evaluation, intake: IntakeFile | int | None, file_
         licence_use.on_intake(s, msg)   # a declaration naming licences waits for them
         result = {"bucket": "accepted", "entry": {"key": mapped.key, "cop_msg_id": msg.cop_msg_id,
                                                   "rows": mapped.rows}}
+    batch.name_in(result["entry"], msg)
     result["_msg"] = msg
     return result
 

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 
 from lxml import etree
+from sqlalchemy.orm import defer, lazyload
 
 from card.signer import CardAbsent, CardMismatch, PinError, SignerError, signing_for
 from gateway import (alarms, attachments, ccpit_filings, envelope, faults, fsutil, health, licence_use, metrics,
@@ -166,7 +167,9 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
     sent = []
     with rt.sessions() as s:
         now = utcnow()  # retries wait out their backoff (lifecycle.retries)
-        held = leases.take(s, repo.state_query(states.SIGNED, limit, due=now), rt.lease)
+        # a signed message goes as its envelope: its document and attachments load only if asked for
+        held = leases.take(s, repo.state_query(states.SIGNED, limit, due=now).options(
+            defer(Message.document), lazyload(Message.attachments)), rt.lease)
         unsigned = rt.unsigned_transports
         if unsigned:  # the desktop client signs these: they go as prepared, bare business XML
             held.rows += leases.take(s, repo.state_query(states.PREPARED, limit, transports=unsigned, due=now),
@@ -197,7 +200,13 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
             faults.hit("after-send")
             sent.append((msg, transport, item))
         for transport in {id(t): t for _, t, _ in sent}.values():
-            transport.flush()
+            try:
+                transport.flush()
+            except TransportError as exc:   # none of what it was sent is known to be there: it goes again
+                links.failed(transport.name, "transmit", exc)
+                for msg in [m for m, t, _ in sent if t is transport]:
+                    retries.failed(rt, s, msg, transport.name, exc)
+                sent = [(m, t, i) for m, t, i in sent if t is not transport]
         kept = {id(m) for m in held.keep(s, [m for m, _, _ in sent])}
         for msg, transport, item in sent:
             if id(msg) not in kept:   # stalled past the lease after sending: the peer drops the resend
@@ -206,6 +215,7 @@ def transmit_batch(rt: Runtime, limit: int = 200) -> int:
                 continue
             retries.sent(msg)
             repo.transition(s, msg, states.SENT, f"sent via {transport.name} as {item.name}")
+        repo.save(s, [m for m, _, _ in sent])   # one UPDATE for the batch
         s.commit()
         held.release(s)
     return len(sent)

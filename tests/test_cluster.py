@@ -71,6 +71,32 @@ def test_two_batches_never_take_the_same_message_and_a_dead_owners_lease_expires
         assert all(rows[i].state == states.SIGNED and rows[i].lease_owner == "c" for i in got_a)
 
 
+def test_a_batch_releasing_what_it_did_not_finish_leaves_what_the_next_stage_took_since(pg_rt):
+    """One process signs and transmits with the same lease owner: a signing batch commits its
+    messages signed (their leases released), the transmit batch leases them at once, and only
+    then does the signing batch give back what it did not finish — that must not take the
+    transmit batch's leases away (it would then see them lost and not record them sent)."""
+    _, rt = pg_rt
+    ids = _messages(rt, 6)
+    me = leases.Lease("me", 30)
+    with rt.sessions() as sign, rt.sessions() as transmit:
+        signing = leases.take(sign, repo.state_query(states.SIGNED, 6), me)
+        sign.commit()
+        done, parked = signing.rows[:4], signing.rows[4:]   # a card went away after four
+        assert signing.keep(sign, done) == done
+        sign.commit()
+        sending = leases.take(transmit, repo.state_query(states.SIGNED, 6), me)
+        transmit.commit()
+        assert {m.id for m in sending.rows} == {m.id for m in done}, "the parked two are still the signer's"
+        signing.release(sign)
+        assert sending.keep(transmit, sending.rows) == sending.rows, "still the transmit batch's"
+        transmit.commit()
+    with rt.sessions() as s:
+        owners = {m.id: m.lease_owner for m in s.scalars(select(Message))}
+    assert owners == {i: "" for i in ids}, "each released once, by the batch that held it"
+    assert {m.id for m in parked} <= set(ids)
+
+
 def test_intake_stores_of_two_processes_wait_for_each_other(pg_rt):
     import threading
 

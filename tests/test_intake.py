@@ -147,3 +147,40 @@ def test_files_are_stored_a_transaction_at_a_time_each_committed_before_the_next
         assert sorted(dup) == ["accepted", "duplicate"] and ("b.csv", "accepted") in outcomes
     finally:
         rt.close()
+
+
+def test_a_document_already_taken_earlier_in_the_same_batch_is_named_by_its_message(workspace):
+    """Two files of one poll share a declaration (same key, same content) but differ otherwise:
+    the second's copy is a duplicate, and its report entry names the message the first file made
+    in the same transaction (the id it gets when the batch is written)."""
+    rt = Runtime.open(config.load(workspace.config))
+    try:
+        inbox = workspace.inbox
+        inbox.mkdir(parents=True, exist_ok=True)
+        both = csv_rows(2, prefix="SHR")
+        lines = both.splitlines()
+        (inbox / "a.csv").write_text(both, encoding="utf-8")
+        # b.csv: SHR0000001's rows again, exactly, and a new declaration after them
+        extra = csv_rows(1, prefix="NEW").splitlines()[1:]
+        (inbox / "b.csv").write_text("\n".join([lines[0]] + [ln for ln in lines[1:] if "SHR0000001" in ln] + extra)
+                                     + "\n", encoding="utf-8")
+        old = os.stat(inbox / "a.csv").st_mtime - 60
+        for name in ("a.csv", "b.csv"):
+            os.utime(inbox / name, (old, old))
+        dt = rt.doc_types["declaration"]
+        dt.source.stable_seconds = 0
+        claimed = dt.source.poll() or dt.source.poll()
+        reports = {r["file"]: r for r in intake.take_files(rt, dt, sorted(claimed, key=lambda c: c.name))}
+        assert reports["a.csv"]["outcome"] == "accepted" and reports["b.csv"]["outcome"] == "accepted"
+        [dup] = reports["b.csv"]["duplicates"]
+        with rt.sessions() as s:
+            first = s.query(Message).filter(Message.business_key == "SHR0000001").one()
+            assert dup == {"key": "SHR0000001", "message": first.id,
+                           "note": "same document already taken; not sent again"}
+            assert s.query(Message).count() == 3
+            stored = {f.name: f.report for f in s.query(IntakeFile)}
+            assert stored["b.csv"]["duplicates"][0]["message"] == first.id
+            assert [e["message"] for e in stored["a.csv"]["accepted"]] == [
+                m.id for m in s.query(Message).filter(Message.business_key.like("SHR%")).order_by(Message.id)]
+    finally:
+        rt.close()

@@ -417,7 +417,8 @@ def test_sigterm_during_a_hung_send_parks_within_the_timeout_and_the_restart_sen
     configure(ws, "shutdown_timeout = 2")
     daemon = ws.start_daemon(env={"SWGW_FAILPOINTS": "after-send=1:stall"})
     ws.drop("one.csv", csv_rows(1, prefix="HUNG"))
-    wait_for(lambda: list((ws.exchange / "to-sw").glob("*.xml")), 20, what="the send in progress")
+    # the folder transport writes the batch's files now and shows them at its flush, after the stall
+    wait_for(lambda: list((ws.exchange / "to-sw").glob(".*.xml.*.tmp")), 20, what="the send in progress")
     time.sleep(0.5)
     started = time.monotonic()
     daemon.send_signal(signal.SIGTERM)

@@ -15,7 +15,11 @@ _OPER_TYPE = re.compile(rb"<(?:\w+:)?OperType>\s*([A-Z])\s*</")
 
 
 def declaration(document: bytes | None) -> str:
-    found = _OPER_TYPE.search(document or b"")
+    document = document or b""
+    at = document.find(b"OperType>")   # the regex from the tag's "<" on, not tried at every "<" before it
+    if at < 0:
+        return ""
+    found = _OPER_TYPE.search(document, max(document.rfind(b"<", 0, at), 0))
     if not found:
         return ""
     code = found.group(1).decode()

@@ -59,6 +59,7 @@ class Peer:
         while self._queue and self._queue[0].due <= now:
             sch = self._queue[0]  # taken off the schedule only once it is sent
             self.transport.send(Outgoing(name=sch.name, data=sch.data, cop_msg_id=sch.name, doc_type=""))
+            self.transport.flush()   # a folder shows what it was sent at its flush
             heapq.heappop(self._queue)
             self.stats["receipts"] += 1
             work += 1

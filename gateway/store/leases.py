@@ -78,11 +78,15 @@ class Held:
         return kept
 
     def release(self, session) -> None:
-        """Give back what the batch holds and did not finish (parked, a link down), in its own commit."""
+        """Give back what the batch holds and did not finish (parked, a link down), in its own commit.
+        Not the rows its closing commit released (`keep`): the next stage of this process, under
+        the same owner, may have leased them since. (After a rollback they read as still held.)"""
         if self.lease is None or not self.rows:
             return
-        session.execute(update(Message).where(Message.id.in_([m.id for m in self.rows]),
-                                              Message.lease_owner == self.lease.owner)
+        unfinished = [m.id for m in self.rows if m.lease_owner == self.lease.owner]
+        if not unfinished:
+            return
+        session.execute(update(Message).where(Message.id.in_(unfinished), Message.lease_owner == self.lease.owner)
                         .values(lease_owner="", lease_until=None).execution_options(synchronize_session=False))
         session.commit()
 

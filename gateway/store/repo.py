@@ -1,21 +1,22 @@
 """Queries and state changes. Every state change writes an event in the same transaction."""
 from __future__ import annotations
 
+from sqlalchemy import bindparam, inspect, insert, or_, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from gateway.store.bulk import NewMessage
 from gateway.store.models import Event, Message, MessageKey, Receipt, utcnow
 
 
-def transition(session: Session, msg: Message, to_state: str, detail: str = "") -> None:
+def transition(session: Session, msg: Message | NewMessage, to_state: str, detail: str = "") -> None:
     _add_event(session, msg, "state", msg.state, to_state, detail)
     msg.state = to_state
     msg.updated_at = utcnow()
 
 
-def note(session: Session, msg: Message | None, kind: str, detail: str) -> None:
-    if not isinstance(msg, Message):   # None, or a stand-in (an inspection order without its declaration)
+def note(session: Session, msg: Message | NewMessage | None, kind: str, detail: str) -> None:
+    if not isinstance(msg, (Message, NewMessage)):   # None, or a stand-in (an inspection order without its declaration)
         msg = None
     if msg is None:
         session.add(Event(kind=kind, from_state="", to_state="", detail=detail))
@@ -23,14 +24,16 @@ def note(session: Session, msg: Message | None, kind: str, detail: str) -> None:
         _add_event(session, msg, kind, msg.state, msg.state, detail)
 
 
-def _add_event(session: Session, msg: Message, kind: str, from_state: str, to_state: str, detail: str) -> None:
+def _add_event(session: Session, msg: Message | NewMessage, kind: str, from_state: str, to_state: str,
+               detail: str) -> None:
     """An event is a row naming its message (msg.events, the write-only collection, would build a
     query each time): a plain row, no ORM object and no unit of work, inserted with the batch's
     others in one executemany INSERT once its message has its id — at the next flush (a new
-    message's id comes with it) or commit, in the session's transaction, in the order noted."""
+    message's id comes with it; a bulk.NewMessage's when its batch is written) or commit, in the
+    session's transaction, in the order noted."""
     if not session.in_transaction():
         session.begin()   # as session.add would: a rollback before the next commit drops the row
-    if msg.id is None and msg not in session:
+    if msg.id is None and isinstance(msg, Message) and msg not in session:
         session.add(msg)  # as the relationship's cascade did: the event stores its new message
     session.info.setdefault(_PENDING, []).append(
         (msg, {"at": utcnow(), "kind": kind, "from_state": from_state, "to_state": to_state, "detail": detail}))
@@ -57,6 +60,30 @@ def _insert_pending_events(session: Session, *_) -> None:
 def _drop_pending_events(session: Session, transaction) -> None:
     if transaction.parent is None:   # committed (inserted above), or rolled back: they go with it
         session.info.pop(_PENDING, None)
+
+
+def save(session: Session, msgs: list[Message]) -> None:
+    """Write what changed in many loaded messages with one executemany UPDATE per set of changed
+    columns (a stage's batch changes the same ones in each), where the ORM's flush would track
+    every object on its own. Afterwards they are clean; a message with other changes (its keys)
+    is left to the flush."""
+    groups: dict[tuple[str, ...], list[Message]] = {}
+    for msg in msgs:
+        state = inspect(msg)
+        changed = tuple(sorted(state.committed_state))
+        if changed and state.persistent and all(c in _COLUMNS for c in changed):
+            groups.setdefault(changed, []).append(msg)
+    table = Message.__table__
+    for columns, group in groups.items():
+        rows = [{"b_id": msg.id, **{c: msg.__dict__[c] for c in columns}} for msg in group]
+        with session.no_autoflush:   # a flush first would write them one by one
+            session.execute(update(table).where(table.c.id == bindparam("b_id")), rows)
+        for msg in group:   # written: what the ORM itself does after its flush (none waits for the next)
+            state = inspect(msg)
+            state._commit_all(state.dict, session.identity_map)
+
+
+_COLUMNS = frozenset(Message.__table__.c.keys())
 
 
 def add_key(msg: Message, name: str, value: str) -> None:

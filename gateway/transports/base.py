@@ -4,6 +4,9 @@ Contract every implementation keeps:
 - `send(item)` is atomic and idempotent by `item.name`: the peer never sees half a
   file, and sending the same name again after a crash replaces, never duplicates,
   anything not yet taken by the peer (the peer drops true duplicates by CopMsgId).
+- `flush()` makes everything sent so far durable at the peer; a transport may hold what
+  it was sent until then (the folder transport renames a batch's files into place at
+  its flush), so every sender flushes before it relies on what it sent.
 - `receive()` returns receipts without removing them; `ack(ref)` removes or moves
   one remotely, and is called only after the receipt is committed to the store.
 - Transient failures raise `TransportError(retryable=True)`; configuration or

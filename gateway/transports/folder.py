@@ -12,6 +12,9 @@ from gateway import fsutil
 from gateway.transports.base import Check, Incoming, Outgoing, Transport, TransportError
 
 
+STALE_TEMP_SECONDS = 3600
+
+
 class FolderTransport(Transport):
     def __init__(self, outgoing: Path, incoming: Path, on_ack: str = "delete",
                  max_bytes: int = 50 * 1024 * 1024, fsync: bool = True, name: str = "folder"):
@@ -21,22 +24,36 @@ class FolderTransport(Transport):
         self.on_ack = on_ack
         self.max_bytes = max_bytes
         self.fsync = fsync
+        self._staged = fsutil.Staged()   # sent, visible and durable at flush()
         for d in (self.outgoing, self.incoming):
             try:
                 d.mkdir(parents=True, exist_ok=True)
             except OSError:  # reported where it matters: send/receive errors, `swgw doctor`
                 pass
+        try:   # what a process killed before its flush left (another process's batch is younger)
+            fsutil.remove_stale_temps(self.outgoing, STALE_TEMP_SECONDS)
+        except OSError:
+            pass
 
     def send(self, item: Outgoing) -> None:
+        """With fsync (the default) the file is written now and appears at flush(), durable with
+        the rest of the batch; without, it appears now."""
+        path = fsutil.inside(self.outgoing, item.name)
         try:
-            fsutil.atomic_write(fsutil.inside(self.outgoing, item.name), item.data, fsync=self.fsync,
-                                sync_dir=False)
+            if self.fsync:
+                self._staged.add(path, item.data)
+            else:
+                fsutil.atomic_write(path, item.data, fsync=False)
         except OSError as exc:
             raise TransportError(f"folder {self.outgoing}: cannot write {item.name}: {exc.strerror}") from None
 
     def flush(self) -> None:
-        if self.fsync:
-            fsutil.fsync_dir(self.outgoing)
+        """The files sent since the last flush appear in the folder, fsynced with their names; if
+        that fails, none of those not yet renamed does (TransportError: send them again)."""
+        try:
+            self._staged.commit()
+        except OSError as exc:
+            raise TransportError(f"folder {self.outgoing}: cannot make the files sent durable: {exc}") from None
 
     def receive(self, limit: int = 100) -> list[Incoming]:
         out = []
