@@ -98,6 +98,8 @@ def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
             s.rollback()
             log.warning("signing batch outlived its lease; discarded (another process signs it)", signer=signer)
             done = 0
+        else:
+            repo.save(s, worked)   # one UPDATE for the batch's documents, envelopes and states
         s.commit()
         held.release(s)
         if done:
