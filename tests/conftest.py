@@ -36,3 +36,11 @@ def workspace(tmp_path, pki):
     ws.stop_all()
 
 
+@pytest.fixture(scope="session")
+def sm2_and_rsa(tmp_path_factory):
+    """An operator's SM2 key and an RSA one, each issued by one test CA (card.pki)."""
+    from card import pki as card_pki
+
+    d = tmp_path_factory.mktemp("sm2-rsa-keys")
+    ca = card_pki.ensure_ca(d / "ca")
+    return {alg: card_pki.ensure_issued(d, f"op-{alg}", "op", ca, alg) for alg in ("sm2", "rsa")}

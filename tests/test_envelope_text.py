@@ -9,7 +9,6 @@ import hashlib
 import pytest
 from lxml import etree
 
-from card import pki as card_pki
 from card.signer import SM2_SM3, CardInfo
 from card.software import SoftwareSigner
 from gateway import attachments, envelope, signing
@@ -58,10 +57,8 @@ class Deterministic(SoftwareSigner):
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    d = tmp_path_factory.mktemp("textkeys")
-    ca = card_pki.ensure_ca(d / "ca")
-    return {alg: card_pki.ensure_issued(d, f"op-{alg}", "op", ca, alg) for alg in ("sm2", "rsa")}
+def keys(sm2_and_rsa):
+    return sm2_and_rsa
 
 
 def real(issued) -> SoftwareSigner:

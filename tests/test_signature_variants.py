@@ -12,7 +12,7 @@ import sys
 import pytest
 from lxml import etree
 
-from card import crypto, pki as card_pki
+from card import crypto
 from card.signer import CardInfo
 from card.software import SoftwareSigner
 from gateway import envelope, signing
@@ -68,10 +68,8 @@ def test_a_real_card_signature_over_its_signedinfo_verifies():
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    d = tmp_path_factory.mktemp("variant-keys")
-    ca = card_pki.ensure_ca(d / "ca")
-    return {alg: card_pki.ensure_issued(d, f"op-{alg}", "op", ca, alg) for alg in ("sm2", "rsa")}
+def keys(sm2_and_rsa):
+    return sm2_and_rsa
 
 
 def signer_for(issued) -> SoftwareSigner:

@@ -723,18 +723,21 @@ def converter(f: FieldSpec, codes: CodeTables):
                 return typed(default)
             return empty
         return convert_typed
+    def refused(text: str):   # the lengths and the pattern: what a text breaks, or None
+        if max_length is not None and len(text) > max_length:
+            return "", ("max_length", message or f"is {len(text)} characters, at most {max_length} allowed")
+        if min_length is not None and len(text) < min_length:
+            return "", ("min_length", message or f"is {len(text)} characters, at least {min_length} needed")
+        if pattern is not None and not pattern.fullmatch(text):
+            return bad_pattern
+        return None
+
     if mp is None and not upper and typed is None and has_code is None and not lookup:
         def convert_checked(raw: str):   # only stripped, defaulted, required, lengths and pattern
             text = raw.strip() or default
             if not text:
                 return empty
-            if max_length is not None and len(text) > max_length:
-                return "", ("max_length", message or f"is {len(text)} characters, at most {max_length} allowed")
-            if min_length is not None and len(text) < min_length:
-                return "", ("min_length", message or f"is {len(text)} characters, at least {min_length} needed")
-            if pattern is not None and not pattern.fullmatch(text):
-                return bad_pattern
-            return text, None
+            return refused(text) or (text, None)
         return convert_checked
 
     def convert_one(raw: str):
@@ -754,12 +757,9 @@ def converter(f: FieldSpec, codes: CodeTables):
             if err:
                 return text, err
         if checks:
-            if max_length is not None and len(text) > max_length:
-                return "", ("max_length", message or f"is {len(text)} characters, at most {max_length} allowed")
-            if min_length is not None and len(text) < min_length:
-                return "", ("min_length", message or f"is {len(text)} characters, at least {min_length} needed")
-            if pattern is not None and not pattern.fullmatch(text):
-                return bad_pattern
+            bad = refused(text)
+            if bad:
+                return bad
         if has_code is not None and not has_code(text):
             return bad_code
         if lookup:
