@@ -59,5 +59,5 @@ def test_doctor_checks_store_folders_transport_and_signer(workspace):
     workspace.swgw("db", "upgrade", check=True)
     out = workspace.swgw("doctor")
     assert out.returncode == 0, out.stdout
-    assert "ok   store: schema revision 0008_cluster" in out.stdout
+    assert "ok   store: schema revision 0009_lz4" in out.stdout
     assert "ok   signer op: card 8930000012345" in out.stdout
