@@ -70,8 +70,9 @@ class Held:
         release their lease with the commit, and return them (the others belong to another process now)."""
         if self.lease is None or not worked:
             return worked
-        ids = set(session.scalars(select(Message.id).where(
-            Message.id.in_([m.id for m in worked]), Message.lease_owner == self.lease.owner).with_for_update()))
+        with session.no_autoflush:   # the batch's changes go in one UPDATE after this (repo.save), not row by row
+            ids = set(session.scalars(select(Message.id).where(
+                Message.id.in_([m.id for m in worked]), Message.lease_owner == self.lease.owner).with_for_update()))
         kept = [m for m in worked if m.id in ids]
         for m in kept:
             m.lease_owner, m.lease_until = "", None
