@@ -1,8 +1,9 @@
 """payloads: on PostgreSQL the stored XML is compressed with lz4, not pglz
 
 A declaration's document is written at intake and again, with its envelope, when it is signed;
-pglz spent ~0.1 ms of the server's CPU on each such row (lz4 ~0.04 ms, 7 % larger), which on a
-small machine is CPU the gateway itself wants. Only where the server was built with lz4
+inserting a document and its envelope took ~0.2 ms with pglz and ~0.09 ms with lz4 (measured on
+1,000 generated declarations; lz4 stores 7 % more), and on a small machine the server's CPU is CPU
+the gateway itself wants. Only where the server was built with lz4
 (PostgreSQL ≥ 14); values stored before keep their compression; SQLite has none.
 
 Revision ID: 0009_lz4
