@@ -146,8 +146,15 @@ def test_rabbitmq_restarted_mid_intake_and_mid_receipts(amqp_url, amqp_names, tm
 
     got = drain_queue(amqp_url, consumer_q)
     ids = [props.message_id for props, _ in got]
-    assert len(ids) == len(set(ids)), "the consumer got no receipt twice"
-    assert len(got) == N * 7 == len(with_receipts), "the consumer got every receipt (7 per declaration)"
+    # a publish the broker stored but whose confirm the restart cut off is published again, under
+    # the same message_id (the receipt's hash) for the consumer to drop: one in flight, so at most
+    # one repeat per restart (two here), and a repeat is the same receipt byte for byte
+    bodies_by_id: dict[str, set[bytes]] = {}
+    for props, body in got:
+        bodies_by_id.setdefault(props.message_id, set()).add(body)
+    assert len(ids) - len(set(ids)) <= 2, "at most the one receipt in flight at each broker restart came twice"
+    assert all(len(b) == 1 for b in bodies_by_id.values()), "a repeated message_id is the same receipt"
+    assert len(set(ids)) == N * 7 == len(with_receipts), "the consumer got every receipt (7 per declaration)"
     per_key = collections.defaultdict(list)
     for props, _ in got:
         per_key[props.correlation_id].append(props.message_id)
