@@ -129,8 +129,15 @@ def test_a_worker_killed_mid_batch_and_then_the_leader(amqp_url, amqp_names, tmp
         third = ws.start_daemon()
         wait_for(lambda: len(store(url, "SELECT id FROM cluster_members")) == 4, 30, 0.2, "four processes")
         time.sleep(1.0)   # a heartbeat: each has counted the others
-        drop_all(ws)
-        claimer.wait(60)
+        others = (first, worker, third)
+        for p in others:   # paused while the files come, so that the claimer surely claims some (the
+            p.send_signal(signal.SIGSTOP)   # others, woken together by inotify, took all 8 first at times)
+        try:
+            drop_all(ws)
+            claimer.wait(60)
+        finally:
+            for p in others:
+                p.send_signal(signal.SIGCONT)
         assert claimer.returncode == -signal.SIGKILL
         orphaned = list((ws.inbox / ".work").glob("*/*.csv"))
         assert orphaned, "the killed process left claimed files behind"
