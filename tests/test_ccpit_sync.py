@@ -149,9 +149,11 @@ def test_sync_messages_have_a_schema_an_invalid_request_is_not_sent_an_invalid_a
 
     # a request that would break the schema (a CCPIT enterprise code of 7 digits) is never sent
     ws.config.write_text(ws.config.read_text().replace('ccpit_code = "210200123"', 'ccpit_code = "2102001"'))
-    ws.swgw("sync", "ccpit", "enterprise", check=True)
+    out = ws.swgw("sync", "ccpit", "enterprise", check=True).stdout
     drain(ws)
-    latest = json.loads(ws.swgw("sync", "--history", "--json", check=True).stdout)[0]
+    history = json.loads(ws.swgw("sync", "--history", "--json", check=True).stdout)
+    # that request, by its id (the daemon's daily sync may have queued others beside it)
+    latest = next(h for h in history if h["request_id"] == re.search(r"sync request (\w+):", out).group(1))
     assert latest["type"] == "enterprise" and latest["status"] == "failed", latest
     assert "the request does not validate against origin.xsd: CcpitEntCode" in latest["detail"], latest
     sent = list((ws.exchange / "to-sw").glob("*.xml")) if (ws.exchange / "to-sw").exists() else []
