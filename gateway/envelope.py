@@ -92,10 +92,6 @@ _NOT_PLAIN = re.compile("[\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]")   # \r:
 _ESCAPED_IN_ATTRIBUTE = re.compile('[&<>"\t\n]')
 
 
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def canonical(env: Envelope) -> bytes | None:
     """The DxpMsg of `env` without signature in inclusive C14N: `signing.c14n(wrap(env))`, byte for
     byte, without building the tree. None where the text would not also be lxml's serialization —
@@ -109,19 +105,19 @@ def canonical(env: Envelope) -> bytes | None:
             or _NOT_PLAIN.search("".join((t.cop_msg_id, t.sender_id, *t.receiver_ids, t.msg_type, env.file_name,
                                           env.ic_card, names, *(v for _, v in keys)))):
         return None
-    parts = [f'<DxpMsg {IN_SCOPE} ver="1.0"><TransInfo><CopMsgId>{_esc(t.cop_msg_id)}</CopMsgId>'
-             f'<SenderId>{_esc(t.sender_id)}</SenderId><ReceiverIds>']
-    parts += [f"<ReceiverId>{_esc(rid)}</ReceiverId>" for rid in t.receiver_ids]
+    parts = [f'<DxpMsg {IN_SCOPE} ver="1.0"><TransInfo><CopMsgId>{xmlsafe.escape_text(t.cop_msg_id)}</CopMsgId>'
+             f'<SenderId>{xmlsafe.escape_text(t.sender_id)}</SenderId><ReceiverIds>']
+    parts += [f"<ReceiverId>{xmlsafe.escape_text(rid)}</ReceiverId>" for rid in t.receiver_ids]
     parts.append(f'</ReceiverIds><CreatTime>{t.created.strftime("%Y-%m-%dT%H:%M:%S")}</CreatTime>'
-                 f'<MsgType>{_esc(t.msg_type)}</MsgType></TransInfo><Data>')
+                 f'<MsgType>{xmlsafe.escape_text(t.msg_type)}</MsgType></TransInfo><Data>')
     head = "".join(parts).encode()
     add = ["</Data><AddInfo>"]
     if env.file_name:
-        add.append(f"<FileName>{_esc(env.file_name)}</FileName>")
+        add.append(f"<FileName>{xmlsafe.escape_text(env.file_name)}</FileName>")
     if env.ic_card:
-        add.append(f"<IcCard>{_esc(env.ic_card)}</IcCard>")
+        add.append(f"<IcCard>{xmlsafe.escape_text(env.ic_card)}</IcCard>")
     if keys:
-        add += ["<BizKey>", *(f'<Key name="{k}">{_esc(v)}</Key>' for k, v in keys), "</BizKey>"]
+        add += ["<BizKey>", *(f'<Key name="{k}">{xmlsafe.escape_text(v)}</Key>' for k, v in keys), "</BizKey>"]
     add.append("</AddInfo></DxpMsg>")
     return b"".join((head, base64.b64encode(env.data), "".join(add).encode()))
 

@@ -128,6 +128,14 @@ def _fsync_all(paths: list[Path]) -> None:
         share.result()   # the first error, once every share has finished
 
 
+def size(path: Path) -> int:
+    """The file's size; 0 if it is gone (whoever reads it next reports that)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:

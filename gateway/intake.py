@@ -427,10 +427,7 @@ def _transactions(claimed: list[Claimed]):
     hundred declarations is signed while the next is mapped."""
     chunk, size = [], 0
     for c in claimed:
-        try:
-            size += c.path.stat().st_size
-        except OSError:
-            pass   # gone: take_files reports it
+        size += fsutil.size(c.path)   # gone: 0, and take_files reports it
         chunk.append(c)
         if len(chunk) >= FILES_PER_TRANSACTION or size >= BYTES_PER_TRANSACTION:
             yield chunk

@@ -30,6 +30,7 @@ from lxml import etree
 
 from card import crypto
 from card.signer import ECDSA_SHA256, RSA_SHA1, SM2_SM3, Signer
+from gateway import xmlsafe
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 _S = f"{{{DS_NS}}}"
@@ -156,15 +157,14 @@ def sign_canonical(canonical: bytes, close: bytes, in_scope: str, signer: Signer
              f'<ds:DigestMethod Algorithm="{digest_uri}"></ds:DigestMethod>'
              f'<ds:DigestValue>{digest_value}</ds:DigestValue></ds:Reference></ds:SignedInfo>')
     value = base64.b64encode(signer.sign(f"<ds:SignedInfo {in_scope}>{inner}".encode())).decode()
-    key_name = cert_no.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     signature = (f"<ds:Signature><ds:SignedInfo>{_EMPTY.sub(_CLOSED, inner)}"
-                 f"<ds:SignatureValue>{value}</ds:SignatureValue><ds:KeyInfo><ds:KeyName>{key_name}</ds:KeyName>"
+                 f"<ds:SignatureValue>{value}</ds:SignatureValue><ds:KeyInfo><ds:KeyName>{xmlsafe.escape_text(cert_no)}</ds:KeyName>"
                  f"<ds:X509Data><ds:X509Certificate>{_b64(signer.certificate())}</ds:X509Certificate>"
                  f"</ds:X509Data></ds:KeyInfo></ds:Signature>")
     return b"".join((_XML_DECLARATION, canonical[:-len(close)], signature.encode(), close))
 
 
-_XML_DECLARATION = b"<?xml version='1.0' encoding='UTF-8'?>\n"   # as etree.tostring(xml_declaration=True) writes
+_XML_DECLARATION = xmlsafe.DECLARATION.encode()
 _EMPTY, _CLOSED = re.compile('"></ds:[A-Za-z]+>'), '"/>'   # an empty method element: lxml writes <x a="…"/>
 
 

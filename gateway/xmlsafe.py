@@ -27,6 +27,16 @@ def parse(data: bytes, limit: int = MAX_BYTES) -> etree._Element:
     return root
 
 
+DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"   # as etree.tostring(xml_declaration=True) writes it
+
+
+def escape_text(text: str) -> str:
+    """A value as element text, the way lxml writes it: &, < and > escaped (nothing else)."""
+    if "&" in text or "<" in text or ">" in text:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text
+
+
 _OWN = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, collect_ids=False, huge_tree=True)
 
 

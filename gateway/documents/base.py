@@ -16,6 +16,7 @@ from pathlib import Path
 from lxml import etree
 
 from card.signer import CardInfo, Signer
+from gateway import xmlsafe
 from gateway.config import Enterprise, Operator
 from gateway.mapping.engine import Mapped, Value
 from gateway.mapping.errors import FieldError, Origin
@@ -75,16 +76,6 @@ class _NotAsText(Exception):
 
 
 _TEXT_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-
-
-_DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"   # as etree.tostring(xml_declaration=True) writes it
-
-
-def _escape_text(text: str) -> str:
-    """A value as element text, the way lxml writes it: &, < and > escaped."""
-    if "&" in text or "<" in text or ">" in text:
-        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text
 
 
 def _escape_attr(value: str) -> str:
@@ -207,7 +198,7 @@ class DocumentFamily(abc.ABC):
         tree, because the text writes each value as lxml does (&, < and > escaped, nothing else) and
         the root as lxml writes it (its namespace, then its attributes)."""
         attrs = "".join(f' {k}="{_escape_attr(v)}"' for k, v in self.root_attributes.items())
-        out: list[str] = [f"{_DECLARATION}<{self.root_name} xmlns=\"{_escape_attr(self.namespace)}\"{attrs}>"]
+        out: list[str] = [f"{xmlsafe.DECLARATION}<{self.root_name} xmlns=\"{_escape_attr(self.namespace)}\"{attrs}>"]
         try:
             self._text_fill(out, self.root_name, mapped)
         except _NotAsText:
@@ -265,7 +256,7 @@ class DocumentFamily(abc.ABC):
             if "\r" in joined:
                 raise _NotAsText
             if "&" in joined or "<" in joined or ">" in joined:
-                texts = [_escape_text(t) for t in texts]
+                texts = [xmlsafe.escape_text(t) for t in texts]
             parts = tags.copy()
             parts[1::2] = texts
             out += parts
@@ -310,7 +301,7 @@ class DocumentFamily(abc.ABC):
             text = value.text
             if not text or "\r" in text:
                 raise _NotAsText
-            append(f"<{fname}>{_escape_text(text)}</{fname}>")
+            append(f"<{fname}>{xmlsafe.escape_text(text)}</{fname}>")
         if open_wrapper is not None:
             append(f"</{open_wrapper}>")
         if len(out) == start:   # nothing in it: an empty element, as lxml writes one

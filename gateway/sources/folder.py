@@ -112,7 +112,7 @@ class FolderSource:
             if c:
                 claimed.append(c)
                 if budget is not None:
-                    size += _size(c.path)
+                    size += fsutil.size(c.path)
         for gone in set(self._seen) - names:
             self._seen.pop(gone, None)
         return claimed
@@ -154,10 +154,3 @@ class FolderSource:
         fsutil.atomic_write(target.with_name(target.name + ".error.json"),
                             json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8"))
         return target
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
