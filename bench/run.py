@@ -16,6 +16,7 @@ and 4 `swgw signer` card hosts (remote).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -133,7 +134,7 @@ def bench_drop_to_sent(tmp: Path, keys, files, base_rate: float, name="embedded 
     """`repeat` runs, each on a fresh store (`store`: a context manager yielding its URL, else SQLite);
     the median run is shown."""
     def once():
-        with (store() if store else _no_store()) as url:
+        with (store() if store else contextlib.nullcontext()) as url:
             site = harness.Site(tmp / name.replace(" ", "_").replace(">", ""), keys,
                                 **({"store_url": url} if url else {}), **site_opts)
             return drop_and_wait(site, files, "sent")
@@ -143,14 +144,6 @@ def bench_drop_to_sent(tmp: Path, keys, files, base_rate: float, name="embedded 
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,   # the daemon runs in this process
         **({"runs": runs} if repeat > 1 else {}))
     print(f"    where the time goes: {stage_report(before, after)}")
-
-
-class _no_store:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def bench_sftp_postgres(tmp: Path, keys, files, base_rate: float) -> None:
