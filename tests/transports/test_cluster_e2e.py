@@ -129,19 +129,24 @@ def test_a_worker_killed_mid_batch_and_then_the_leader(amqp_url, amqp_names, tmp
         third = ws.start_daemon()
         wait_for(lambda: len(store(url, "SELECT id FROM cluster_members")) == 4, 30, 0.2, "four processes")
         time.sleep(1.0)   # a heartbeat: each has counted the others
-        others = (first, worker, third)
-        for p in others:   # paused while the files come, so that the claimer surely claims some (the
-            p.send_signal(signal.SIGSTOP)   # others, woken together by inotify, took all 8 first at times)
+        # Each dies only if it gets its work: the claimer a file, the worker 25 sends. Woken together
+        # by inotify, the others took all 8 files first at times, and under load first and third
+        # leased every batch before the worker had sent 25 (a CI run). So the others are paused
+        # while the files come and the claimer claims, then the worker runs alone until it dies.
+        # (first keeps the leader's lock while stopped: the lock is its connection's.)
+        for p in (first, worker, third):
+            p.send_signal(signal.SIGSTOP)
         try:
             drop_all(ws)
             claimer.wait(60)
+            assert claimer.returncode == -signal.SIGKILL
+            orphaned = list((ws.inbox / ".work").glob("*/*.csv"))
+            assert orphaned, "the killed process left claimed files behind"
+            worker.send_signal(signal.SIGCONT)
+            worker.wait(120)
         finally:
-            for p in others:
+            for p in (first, worker, third):
                 p.send_signal(signal.SIGCONT)
-        assert claimer.returncode == -signal.SIGKILL
-        orphaned = list((ws.inbox / ".work").glob("*/*.csv"))
-        assert orphaned, "the killed process left claimed files behind"
-        worker.wait(120)
         assert worker.returncode == -signal.SIGKILL
         wait_for(lambda: len(ws.received_envelopes()) >= N // 2, 120, 0.2, "half of them at the peer")
         first.send_signal(signal.SIGKILL)   # the leader, in the middle of its receipts and batches
