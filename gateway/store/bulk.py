@@ -13,7 +13,7 @@ in the session's pending events until its id is drawn, and go in the order noted
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
 from sqlalchemy import func, insert, select, text
@@ -105,23 +105,49 @@ class Batch:
         if not self.messages:
             return
         session.execute(insert(Message.__table__), [_message_row(m) for m in self.messages])
-        session.execute(insert(MessageKey.__table__), [
-            {"message_id": m.id, "name": k.name, "value": k.value} for m in self.messages for k in m.keys])
+        keys = [{"message_id": m.id, "name": k.name, "value": k.value} for m in self.messages for k in m.keys]
+        if keys:
+            session.execute(insert(MessageKey.__table__), keys)
         attachments = [{**a, "message_id": m.id} for m in self.messages for a in m.attachments]
         if attachments:
             session.execute(insert(MessageAttachment.__table__), attachments)
 
 
-def _message_row(m: NewMessage) -> dict:
-    """Every column, as the model's defaults would have it (one executemany needs the same keys in every row)."""
+def _defaults(table, given: set[str]) -> dict:
+    """What a new row of `table` holds in each column a record does not give: the model's default,
+    else NULL — read from the model, so that a column added to it is written as the ORM would
+    write it. A column the record must give (no scalar default, not nullable) fails here, at import."""
+    out = {}
+    for c in table.columns:
+        if c.name in given:
+            continue
+        d = c.default
+        if (d is not None and not d.is_scalar) or (d is None and not c.nullable and c.server_default is None):
+            raise TypeError(f"{table.name}.{c.name}: the bulk insert has no value for it (gateway/store/bulk.py)")
+        if d is not None:
+            out[c.name] = d.arg
+        elif c.server_default is None:
+            out[c.name] = None
+        # else: left out, for the server's default — every row leaves it out alike
+    return out
+
+
+def _message_given(m: NewMessage) -> dict:
     return {"id": m.id, "doc_type": m.doc_type, "enterprise": m.enterprise, "business_key": m.business_key,
             "cop_msg_id": m.cop_msg_id, "state": m.state,
             "intake_file_id": getattr(m.intake, "id", m.intake),   # a NewIntake, an IntakeFile, an id or None
             "source_ref": m.source_ref, "content_sha256": m.content_sha256, "document": m.document,
-            "envelope": None, "errors": m.errors, "signer": m.signer, "transport": m.transport, "attempts": 0,
-            "last_receipt": "", "next_attempt_at": None, "transmit_failures": 0, "sent_at": None, "overdue": "",
-            "overdue_since": None, "resends": 0, "pruned_at": None, "created_at": m.created_at,
-            "updated_at": m.updated_at or m.created_at, "lease_owner": "", "lease_until": None}
+            "errors": m.errors, "signer": m.signer, "transport": m.transport, "created_at": m.created_at,
+            "updated_at": m.updated_at or m.created_at}
+
+
+_MESSAGE_DEFAULTS = _defaults(Message.__table__,   # the columns a record gives: those _message_given fills
+                              set(_message_given(NewMessage(**{f.name: None for f in fields(NewMessage)}))))
+
+
+def _message_row(m: NewMessage) -> dict:
+    """Every column (one executemany needs the same keys in every row): the record's, and the model's defaults."""
+    return {**_MESSAGE_DEFAULTS, **_message_given(m)}
 
 
 def new_ids(session, model, n: int) -> list[int]:
