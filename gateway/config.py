@@ -99,6 +99,9 @@ class SoftwareSignerConfig(_Model):
     enterprise: str
     generate: bool = False                       # create key + cert from the sandbox CA if missing
     xmldsig: Literal["chinaport-2022", "ceb-2018"] = "chinaport-2022"   # the envelope signature's URIs
+    # signing threads for this key (gateway/signwork.py): a key in memory signs in parallel, so one
+    # thread's SM2 runs while another does its Python; a card or card host always has one
+    threads: int = Field(2, ge=1, le=8)
 
 
 class PcscSignerConfig(_Model):

@@ -38,14 +38,16 @@ def _now() -> dt.datetime:
 
 
 # -- sign ---------------------------------------------------------------------------
-def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None) -> int:
-    """Sign up to `limit` prepared messages (of one signer, if given); one commit for the batch
+def sign_batch(rt: Runtime, limit: int = 200, signer: str | None = None,
+               part: tuple[int, int] = (0, 1)) -> int:
+    """Sign up to `limit` prepared messages (of one signer, if given; of the ids that are
+    part[0] modulo part[1]: one of a signer's part[1] workers); one commit for the batch
     (a crash re-signs, never re-sends)."""
     if rt.signing_halted:
         return 0
     done = 0
     with rt.sessions() as s:
-        held = leases.take(s, repo.state_query(states.PREPARED, limit, signer=signer,
+        held = leases.take(s, repo.state_query(states.PREPARED, limit, signer=signer, part=part,
                                                not_transports=rt.unsigned_transports), rt.lease)
         s.commit()  # no transaction (no SQLite write lock) while the card works
         pending, worked = list(held.rows), []

@@ -1,8 +1,14 @@
-"""Signing workers: one thread per signer, so each card signs continuously while the main
+"""Signing workers: threads per signer, so each card signs continuously while the main
 loop takes files, transmits and handles receipts — and two cards sign in parallel.
 
 A card signs one thing at a time (a real UKey ~4 signatures/s), so the worker for a card
 is the only caller of that card; the store hands each worker only its signer's messages.
+A software key has `threads` workers (default 2): its SM2 signatures release the GIL, so
+one worker signs while another parses, validates and stores, and the process spends the
+second core on what would otherwise wait. The workers of one signer split its messages by
+id (worker i of n takes the ids that are i modulo n): never the same message twice, on
+SQLite (one process, no leases) as on PostgreSQL (where leases split the work between
+processes as well).
 """
 from __future__ import annotations
 
@@ -21,8 +27,12 @@ class SigningWorkers:
         self.batch = batch
         self.ready = threading.Event()   # set by the main loop when it prepared messages
         self.signed = signed             # called after a pass that signed: the main loop transmits
-        self.threads = [threading.Thread(target=self._run, args=(name,), name=f"sign-{name}", daemon=True)
-                        for name in rt.operator_signers]
+        self.threads = []
+        for name in rt.operator_signers:
+            n = getattr(rt.signer_configs[name], "threads", 1)
+            self.threads += [threading.Thread(target=self._run, args=(name, (i, n)), daemon=True,
+                                              name=f"sign-{name}" + (f"-{i}" if n > 1 else ""))
+                             for i in range(n)]
 
     def nudge(self) -> None:
         """Messages were prepared: sign them now rather than at the next poll."""
@@ -36,13 +46,13 @@ class SigningWorkers:
         for t in self.threads:
             t.join(timeout)
 
-    def _run(self, signer: str) -> None:
+    def _run(self, signer: str, part: tuple[int, int]) -> None:
         interval = self.rt.config.gateway.poll_interval
         while not self.stop.is_set():
             self.ready.clear()
             try:
                 with metrics.timed("sign"):
-                    n = metrics.count("sign", pipeline.sign_batch(self.rt, self.batch, signer=signer))
+                    n = metrics.count("sign", pipeline.sign_batch(self.rt, self.batch, signer=signer, part=part))
             except Exception as exc:  # keep signing for the other messages; report
                 log.error("signing pass failed; continuing", signer=signer, error=f"{type(exc).__name__}: {exc}")
                 n = 0

@@ -109,9 +109,12 @@ def in_state(session: Session, state: str, limit: int, **where) -> list[Message]
 
 def state_query(state: str, limit: int, doc_type: str | None = None,
                 signer: str | None = None, transports: list[str] | None = None,
-                not_transports: list[str] | None = None, due=None):
-    """The select of `in_state` (gateway/store/leases.py takes it with leases)."""
+                not_transports: list[str] | None = None, due=None, part: tuple[int, int] = (0, 1)):
+    """The select of `in_state` (gateway/store/leases.py takes it with leases); `part` (i, n):
+    only the ids that are i modulo n."""
     q = select(Message).where(Message.state == state).order_by(Message.id).limit(limit)
+    if part[1] > 1:
+        q = q.where(Message.id % part[1] == part[0])
     if transports is not None:
         q = q.where(Message.transport.in_(transports))
     if not_transports:
