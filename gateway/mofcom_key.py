@@ -36,6 +36,11 @@ def sign(rt, root, ent: Enterprise, family, sign_date: str) -> str:
         raise MofcomKeyError(f"enterprise {ent.code} has no MOFCOM electronic key (商务部电子钥匙): bind one "
                              f"with mofcom_key in its [[enterprise]] (a [signers.*] entry); without it MOFCOM "
                              f"cannot take the application")
+    with rt.signer_lock(name):   # the signing workers one at a time: a refused PIN halts the key for the next
+        return _sign(rt, name, root, ent, family, sign_date)
+
+
+def _sign(rt, name: str, root, ent: Enterprise, family, sign_date: str) -> str:
     if name in rt.halted_keys:
         raise MofcomKeyError(f"MOFCOM key {name} is halted after a refused PIN ({rt.halted_keys[name]}); "
                              f"fix its PIN source and restart swgw, then resend")

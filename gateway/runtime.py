@@ -75,6 +75,7 @@ class Runtime:
     filings: object = None            # ccpit_filings.Registry: the store's CCPIT product filings
     profiles: object = None           # ccpit_profile.Registry: signatories as 同步企业信息 answered
     lease: object = None              # store.leases.Lease of this process, when several share a PostgreSQL store
+    _signer_locks: dict = field(default_factory=dict)
 
     @classmethod
     def open(cls, cfg: Config, upgrade: bool = True) -> "Runtime":
@@ -151,6 +152,13 @@ class Runtime:
             if name not in self._signers:
                 self._signers[name] = open_signer(self.config, name, self.signer_configs[name])
             return self._signers[name]
+
+    def signer_lock(self, name: str) -> threading.Lock:
+        """Held by one signing worker at a time for signer `name`, from deciding to use it until it
+        has: the MOFCOM key that several workers sign licences with tries a PIN once, and the
+        next worker finds it halted rather than asking the card again."""
+        with self._lock:
+            return self._signer_locks.setdefault(name, threading.Lock())
 
     def close(self) -> None:
         for s in self._signers.values():
