@@ -25,18 +25,21 @@ class SigningWorkers:
         self.rt = rt
         self.stop = stop
         self.batch = batch
-        self.ready = threading.Event()   # set by the main loop when it prepared messages
         self.signed = signed             # called after a pass that signed: the main loop transmits
-        self.threads = []
+        self.threads, self._ready = [], []   # each worker's event, set when the main loop prepared messages
         for name in rt.operator_signers:
             n = getattr(rt.signer_configs[name], "threads", 1)
-            self.threads += [threading.Thread(target=self._run, args=(name, (i, n)), daemon=True,
-                                              name=f"sign-{name}" + (f"-{i}" if n > 1 else ""))
-                             for i in range(n)]
+            for i in range(n):
+                ready = threading.Event()
+                self._ready.append(ready)
+                self.threads.append(threading.Thread(target=self._run, args=(name, (i, n), ready), daemon=True,
+                                                     name=f"sign-{name}" + (f"-{i}" if n > 1 else "")))
 
     def nudge(self) -> None:
-        """Messages were prepared: sign them now rather than at the next poll."""
-        self.ready.set()
+        """Messages were prepared: sign them now rather than at the next poll (every worker: one
+        that clears its event never swallows another's wake-up)."""
+        for ready in self._ready:
+            ready.set()
 
     def start(self) -> None:
         for t in self.threads:
@@ -46,10 +49,10 @@ class SigningWorkers:
         for t in self.threads:
             t.join(timeout)
 
-    def _run(self, signer: str, part: tuple[int, int]) -> None:
+    def _run(self, signer: str, part: tuple[int, int], ready: threading.Event) -> None:
         interval = self.rt.config.gateway.poll_interval
         while not self.stop.is_set():
-            self.ready.clear()
+            ready.clear()
             try:
                 with metrics.timed("sign"):
                     n = metrics.count("sign", pipeline.sign_batch(self.rt, self.batch, signer=signer, part=part))
@@ -59,4 +62,4 @@ class SigningWorkers:
             if n and self.signed is not None:
                 self.signed()
             if not n:
-                self.ready.wait(interval)
+                ready.wait(interval)
