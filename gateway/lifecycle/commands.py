@@ -4,22 +4,30 @@
 its own helpers, so this module never imports cli.py)."""
 from __future__ import annotations
 
+import functools
 import json
 
 import click
 
 
-
+@functools.cache
 def known_kinds() -> tuple[str, ...]:
     """Every receipt kind swgw stores: the platform's DxpRep, every business receipt kind the
     parser knows (all families: declarations, licences, origin, inspection), and the kinds the
-    gateway records itself (a file the desktop client could not send, an unreadable receipt)."""
+    gateway records itself (a file the desktop client could not send, an unreadable receipt).
+    Asked for when used: the parser's imports (lxml, the envelope, signing) would otherwise be
+    paid by every command, `swgw status` too (~70 ms)."""
     from gateway.receipts.parse import KINDS
 
     return ("dxp-rep", *dict.fromkeys(k.name for k in KINDS.values()), "send-failed", "unreadable")
 
 
-KNOWN_KINDS = known_kinds()
+class _KindsOption(click.Option):
+    """--kinds, whose help lists the known kinds when the help is shown."""
+
+    def get_help_record(self, ctx):
+        self.help = f"comma-separated receipt kinds (default: all), e.g. {','.join(known_kinds())}"
+        return super().get_help_record(ctx)
 
 
 def register(group, config_option, runtime, Exit, store=None) -> None:
@@ -29,7 +37,7 @@ def register(group, config_option, runtime, Exit, store=None) -> None:
     @click.option("--key", "business_key", default="", help="a business document number (ClientSeqNo, SeqNo, entry id …)")
     @click.option("--enterprise", default="", help="an enterprise code (USCC, customs code …)")
     @click.option("--operator", default="", help="an operator name or card (media) number")
-    @click.option("--kinds", default="", help=f"comma-separated receipt kinds (default: all), e.g. {','.join(KNOWN_KINDS)}")
+    @click.option("--kinds", cls=_KindsOption, default="", help="comma-separated receipt kinds (default: all)")
     @click.option("--folder", default="", type=click.Path(file_okay=False), help="copy matching receipts into this folder")
     @click.option("--queue", default="", help="publish matching receipts to this RabbitMQ queue ([lifecycle.amqp])")
     def subscribe(config_path, business_key, enterprise, operator, kinds, folder, queue):
@@ -43,10 +51,10 @@ def register(group, config_option, runtime, Exit, store=None) -> None:
                                     kinds=kind_list, folder=folder, queue=queue)
         except ValueError as exc:
             raise Exit(2, str(exc)) from None
-        unknown = [k for k in kind_list if k not in KNOWN_KINDS]
+        unknown = [k for k in kind_list if k not in known_kinds()]
         click.echo(f"subscription {sub.id}: {subscriptions.Rule.of(sub).describe()}")
         if unknown:
-            click.echo(f"note: receipt kind(s) {', '.join(unknown)} are not among {', '.join(KNOWN_KINDS)}", err=True)
+            click.echo(f"note: receipt kind(s) {', '.join(unknown)} are not among {', '.join(known_kinds())}", err=True)
 
 
     @click.command("subscriptions")
